@@ -1,0 +1,15 @@
+//! Child processes for capstan: each runs in its own process group, may inherit
+//! one socket at a fixed descriptor, dies with capstan, and has its output
+//! captured line by line into the log under its name.
+//!
+//! This is the only crate allowed `unsafe` code: the `pre_exec` hook that moves
+//! the inherited socket into place.
+
+mod child;
+mod exit;
+mod output;
+mod socket;
+
+pub use child::{Child, Spec, SpawnError, INHERITED_FD};
+pub use exit::Exit;
+pub use socket::{socketpair, FdSocket};

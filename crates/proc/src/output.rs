@@ -1,0 +1,27 @@
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// Copies a child's output into the log, one event per line, under the child's name.
+///
+/// Lines are read as bytes so output that is not UTF-8 is shown, not dropped.
+pub(crate) fn forward<R>(name: String, stream: &'static str, reader: R)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            match lines.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                        line.pop();
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    tracing::info!(target: "capstan::output", process = %name, stream, "{text}");
+                }
+            }
+        }
+    });
+}

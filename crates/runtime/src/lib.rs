@@ -1,0 +1,23 @@
+//! Python worker pools: spawn the workers, dispatch requests to them over the
+//! worker protocol, time requests out, restart workers that die, stop them all.
+//!
+//! The edge hands a prepared request to [`Pool::call`] and gets back the app's
+//! status and headers plus a [`ResponseBody`] to stream, or a [`CallError`]
+//! that becomes a 5xx. Long-running non-WSGI processes (background workers, a
+//! `command` web process) are kept alive by [`Supervised`].
+
+mod call;
+mod error;
+mod frames;
+mod pool;
+mod process;
+mod slot;
+mod spec;
+mod stop;
+mod worker;
+
+pub use call::{Chunk, PreparedRequest, ResponseBody, WorkerResponse};
+pub use error::{BootError, CallError};
+pub use pool::Pool;
+pub use process::{ProcessSpec, Supervised};
+pub use spec::PoolSpec;

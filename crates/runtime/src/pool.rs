@@ -1,0 +1,209 @@
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::slot;
+use crate::worker::Worker;
+use crate::{BootError, CallError, PoolSpec};
+
+/// A running pool of Python workers for one app.
+///
+/// Cloning is cheap; all clones drive the same workers.
+#[derive(Clone)]
+pub struct Pool {
+    pub(crate) inner: Arc<PoolInner>,
+}
+
+pub(crate) struct PoolInner {
+    pub spec: PoolSpec,
+    state: Mutex<State>,
+    /// Rung whenever a request finishes, for draining.
+    idle: Notify,
+    pub stop: watch::Sender<bool>,
+    slots: Mutex<Option<JoinSet<()>>>,
+}
+
+struct State {
+    ready: Vec<Arc<Worker>>,
+    waiters: VecDeque<oneshot::Sender<Arc<Worker>>>,
+    closed: bool,
+    next: usize,
+}
+
+impl Pool {
+    /// Starts every worker and waits until each has loaded the app.
+    ///
+    /// If the app fails to load, everything started is stopped again and the
+    /// error carries the Python traceback: no restart loop spins on a broken app.
+    pub async fn start(spec: PoolSpec) -> Result<Pool, BootError> {
+        let (stop, _) = watch::channel(false);
+        let inner = Arc::new(PoolInner {
+            state: Mutex::new(State {
+                ready: Vec::new(),
+                waiters: VecDeque::new(),
+                closed: false,
+                next: 0,
+            }),
+            idle: Notify::new(),
+            stop,
+            slots: Mutex::new(None),
+            spec,
+        });
+        let mut slots = JoinSet::new();
+        let mut booted = Vec::new();
+        for index in 1..=inner.spec.workers {
+            let (tx, rx) = oneshot::channel();
+            slots.spawn(slot::run(Arc::clone(&inner), index, tx));
+            booted.push(rx);
+        }
+        *inner.slots.lock().expect("slots lock") = Some(slots);
+        let pool = Pool { inner };
+        for rx in booted {
+            let result = rx.await.unwrap_or(Err(BootError::Stopped));
+            if let Err(error) = result {
+                pool.stop(Duration::ZERO).await;
+                return Err(error);
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Stops the pool: new requests get 503, requests in flight get up to
+    /// `grace` to finish, then every worker is asked to exit and, failing
+    /// that, its process group is terminated.
+    pub async fn stop(&self, grace: Duration) {
+        let waiters = {
+            let mut state = self.inner.state.lock().expect("pool lock");
+            state.closed = true;
+            std::mem::take(&mut state.waiters)
+        };
+        drop(waiters);
+        let drained = tokio::time::timeout(grace, self.inner.drained()).await;
+        if drained.is_err() {
+            tracing::warn!(?grace, "requests still running at the shutdown deadline");
+        }
+        self.inner.stop.send_replace(true);
+        let slots = self.inner.slots.lock().expect("slots lock").take();
+        if let Some(mut slots) = slots {
+            while slots.join_next().await.is_some() {}
+        }
+    }
+
+    /// The number of workers ready to take requests.
+    pub fn ready_workers(&self) -> usize {
+        self.inner.state.lock().expect("pool lock").ready.len()
+    }
+
+    /// The process ids of the workers ready now.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let state = self.inner.state.lock().expect("pool lock");
+        state.ready.iter().map(|w| w.pid).collect()
+    }
+}
+
+impl PoolInner {
+    /// Leases a worker with a free slot, waiting in the bounded queue if needed.
+    pub async fn acquire(&self) -> Result<Arc<Worker>, CallError> {
+        let rx = {
+            let mut state = self.state.lock().expect("pool lock");
+            if state.closed {
+                return Err(CallError::ShuttingDown);
+            }
+            let count = state.ready.len();
+            let start = state.next;
+            let mut best: Option<(usize, usize)> = None;
+            for offset in 0..count {
+                let i = (start + offset) % count;
+                let worker = &state.ready[i];
+                let load = worker.inflight.load(Ordering::Relaxed);
+                if load < worker.capacity && best.is_none_or(|(_, b)| load < b) {
+                    best = Some((i, load));
+                    if load == 0 {
+                        break;
+                    }
+                }
+            }
+            if let Some((i, _)) = best {
+                state.next = i + 1;
+                let worker = Arc::clone(&state.ready[i]);
+                worker.inflight.fetch_add(1, Ordering::Relaxed);
+                return Ok(worker);
+            }
+            if state.waiters.len() >= self.spec.max_queue {
+                tracing::warn!(
+                    max_queue = self.spec.max_queue,
+                    "request queue full; answering 503"
+                );
+                return Err(CallError::QueueFull(state.waiters.len()));
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiters.push_back(tx);
+            rx
+        };
+        match tokio::time::timeout(self.spec.queue_timeout, rx).await {
+            Ok(Ok(worker)) => Ok(worker),
+            Ok(Err(_)) => Err(CallError::ShuttingDown),
+            Err(_) => {
+                tracing::warn!(queue_timeout = ?self.spec.queue_timeout, "request waited too long for a worker; answering 503");
+                Err(CallError::QueueTimeout(self.spec.queue_timeout))
+            }
+        }
+    }
+
+    /// A request on `worker` is finished: hand the slot to the first waiter, or free it.
+    pub fn release(&self, worker: &Arc<Worker>) {
+        let mut state = self.state.lock().expect("pool lock");
+        if worker.is_alive() {
+            while let Some(waiter) = state.waiters.pop_front() {
+                if waiter.send(Arc::clone(worker)).is_ok() {
+                    return;
+                }
+            }
+        }
+        worker.inflight.fetch_sub(1, Ordering::Relaxed);
+        drop(state);
+        self.idle.notify_waiters();
+    }
+
+    /// A worker is ready: give it waiting requests first.
+    pub fn add(&self, worker: Arc<Worker>) {
+        let mut state = self.state.lock().expect("pool lock");
+        while worker.inflight.load(Ordering::Relaxed) < worker.capacity {
+            let Some(waiter) = state.waiters.pop_front() else { break };
+            worker.inflight.fetch_add(1, Ordering::Relaxed);
+            if waiter.send(Arc::clone(&worker)).is_err() {
+                worker.inflight.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        state.ready.push(worker);
+    }
+
+    /// A worker is gone: no new request goes to it.
+    pub fn remove(&self, worker: &Arc<Worker>) {
+        let mut state = self.state.lock().expect("pool lock");
+        state.ready.retain(|w| !Arc::ptr_eq(w, worker));
+        drop(state);
+        self.idle.notify_waiters();
+    }
+
+    async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let busy = {
+                let state = self.state.lock().expect("pool lock");
+                state
+                    .ready
+                    .iter()
+                    .any(|w| w.inflight.load(Ordering::Relaxed) > 0)
+            };
+            if !busy {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

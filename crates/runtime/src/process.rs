@@ -1,0 +1,88 @@
+//! Long-running processes that are not WSGI workers: `[processes.NAME]`
+//! entries and a `command` web process. Each is kept alive with backoff.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use capstan_proc::{Child, Spec};
+use tokio::sync::watch;
+
+use crate::stop::{is_stopped, stopped};
+use tokio::task::JoinHandle;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+/// A process to keep running: a shell command, as in a Procfile.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// Its name in logs.
+    pub name: String,
+    /// The command, run by `/bin/sh -c`.
+    pub command: String,
+    /// Its working directory.
+    pub cwd: PathBuf,
+    /// Variables added to its environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// How long it gets between SIGTERM and SIGKILL when stopping.
+    pub kill_grace: Duration,
+}
+
+/// A supervised process: restarted with exponential backoff whenever it ends,
+/// until [`Supervised::stop`].
+pub struct Supervised {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Starts the process and its supervision.
+    pub fn start(spec: ProcessSpec) -> Supervised {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(supervise(spec, stopped));
+        Supervised { stop, task }
+    }
+
+    /// Stops the process group (SIGTERM, grace, SIGKILL) and its supervision.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn supervise(spec: ProcessSpec, mut stop: watch::Receiver<bool>) {
+    let mut backoff = FIRST_BACKOFF;
+    while !is_stopped(&stop) {
+        let mut command = Spec::shell(spec.name.clone(), &spec.command, spec.cwd.clone());
+        command.env = spec.env.clone();
+        let started = Instant::now();
+        match Child::spawn(command) {
+            Ok(mut child) => {
+                tracing::info!(process = %spec.name, pid = child.pid(), command = %spec.command, "started");
+                tokio::select! {
+                    exit = child.wait() => {
+                        if started.elapsed() > HEALTHY_AFTER {
+                            backoff = FIRST_BACKOFF;
+                        }
+                        tracing::warn!(process = %spec.name, %exit, restart_in = ?backoff, "process ended; restarting it");
+                    }
+                    _ = stopped(&mut stop) => {
+                        let exit = child.terminate(spec.kill_grace).await;
+                        tracing::info!(process = %spec.name, %exit, "stopped");
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(process = %spec.name, %error, restart_in = ?backoff, "could not start");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

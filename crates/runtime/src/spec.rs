@@ -1,0 +1,55 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything needed to run one app's pool of Python workers.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    /// The app's name; workers are called `web.1`, `web.2`, ... in logs.
+    pub name: String,
+    /// The venv's Python interpreter.
+    pub python: PathBuf,
+    /// The shim file written out of the binary.
+    pub shim: PathBuf,
+    /// The WSGI target, `module:callable` (or `module:factory()`).
+    pub target: String,
+    /// The directory workers start in and import from.
+    pub root: PathBuf,
+    /// Variables added to the workers' environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// How many worker processes.
+    pub workers: usize,
+    /// Requests in flight per worker process.
+    pub threads: usize,
+    /// How long the app may take to start a response, or between two chunks of it.
+    pub timeout: Duration,
+    /// How long a worker may take to import the app and say hello.
+    pub boot_timeout: Duration,
+    /// How many requests may wait for a worker before new ones get 503.
+    pub max_queue: usize,
+    /// How long a request may wait for a worker before it gets 503.
+    pub queue_timeout: Duration,
+    /// How long a worker gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+impl PoolSpec {
+    /// A spec with capstan's defaults for everything but what identifies the app.
+    pub fn new(name: &str, python: PathBuf, shim: PathBuf, target: &str, root: PathBuf) -> Self {
+        PoolSpec {
+            name: name.to_owned(),
+            python,
+            shim,
+            target: target.to_owned(),
+            root,
+            env: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: 1,
+            timeout: Duration::from_secs(30),
+            boot_timeout: Duration::from_secs(60),
+            max_queue: 1024,
+            queue_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}

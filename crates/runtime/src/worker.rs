@@ -1,0 +1,157 @@
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use capstan_proc::FdSocket;
+use capstan_wire::{encode_frame, FileRef, Kind, ResponseStart};
+use tokio::sync::{mpsc, Notify};
+
+use crate::frames::FrameReader;
+use crate::pool::PoolInner;
+
+/// What the worker's reader tells the task that owns a request.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Start(ResponseStart),
+    Body(Bytes),
+    File(OwnedFd, FileRef),
+    End,
+    AppError(String),
+    Bad(String),
+    Lost,
+}
+
+/// One live Python worker process as the pool sees it.
+pub(crate) struct Worker {
+    /// `web.N`, for logs.
+    pub name: String,
+    pub pid: u32,
+    /// Requests it may hold at once (its thread count).
+    pub capacity: usize,
+    /// Requests it holds now; changed only under the pool's lock.
+    pub inflight: AtomicUsize,
+    alive: AtomicBool,
+    socket: Arc<FdSocket>,
+    /// Frames of one request are written as a whole: no interleaving.
+    write_lock: tokio::sync::Mutex<()>,
+    routes: Mutex<HashMap<u32, mpsc::Sender<Event>>>,
+    next_id: AtomicU32,
+    /// Asks the slot that owns the process to stop it (timeout, protocol error).
+    pub kill: Notify,
+}
+
+impl Worker {
+    pub fn new(name: String, pid: u32, capacity: usize, socket: Arc<FdSocket>) -> Self {
+        Worker {
+            name,
+            pid,
+            capacity,
+            inflight: AtomicUsize::new(0),
+            alive: AtomicBool::new(true),
+            socket,
+            write_lock: tokio::sync::Mutex::new(()),
+            routes: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            kill: Notify::new(),
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Registers a new request and returns its id and the channel its events arrive on.
+    pub fn open_request(&self) -> (u32, mpsc::Receiver<Event>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).max(1);
+        let (tx, rx) = mpsc::channel(16);
+        self.routes.lock().expect("routes lock").insert(id, tx);
+        (id, rx)
+    }
+
+    /// Writes whole frames; other requests' frames never land in between.
+    pub async fn send(&self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let _guard = self.write_lock.lock().await;
+        for part in parts {
+            self.socket.send_all(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the worker the client of request `id` is gone.
+    pub fn cancel(self: &Arc<Self>, id: u32) {
+        if !self.is_alive() {
+            return;
+        }
+        let worker = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
+            encode_frame(Kind::Cancel, id, &[], &mut frame);
+            let _ = worker.send(&[&frame]).await;
+        });
+    }
+
+    /// Asks the worker to finish what it holds and exit.
+    pub async fn shutdown(&self) {
+        let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
+        encode_frame(Kind::Shutdown, 0, &[], &mut frame);
+        let _ = self.send(&[&frame]).await;
+    }
+
+    /// Reads the worker's frames until it closes the socket, routing each to its
+    /// request. When the worker is gone, every request it held learns so.
+    pub async fn read_loop(self: Arc<Self>, mut reader: FrameReader, pool: Arc<PoolInner>) {
+        loop {
+            let incoming = match reader.next().await {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(worker = %self.name, %error, "worker broke the protocol; stopping it");
+                    self.kill.notify_one();
+                    break;
+                }
+            };
+            let id = incoming.frame.request_id;
+            let payload = incoming.frame.payload;
+            let (event, last) = match incoming.frame.kind {
+                Kind::ResponseStart => match ResponseStart::parse(&payload) {
+                    Ok(start) => (Event::Start(start), false),
+                    Err(error) => (Event::Bad(error.to_string()), false),
+                },
+                Kind::ResponseBody => (Event::Body(payload), false),
+                Kind::ResponseFile => match (incoming.fd, FileRef::parse(&payload)) {
+                    (Some(fd), Ok(file)) => (Event::File(fd, file), false),
+                    (_, Err(error)) => (Event::Bad(error.to_string()), false),
+                    (None, Ok(_)) => (Event::Bad("file without descriptor".into()), false),
+                },
+                Kind::ResponseEnd => (Event::End, true),
+                Kind::AppError => (
+                    Event::AppError(String::from_utf8_lossy(&payload).into_owned()),
+                    true,
+                ),
+                Kind::Pong => continue,
+                other => {
+                    tracing::error!(worker = %self.name, kind = other.name(), "unexpected frame from worker; stopping it");
+                    self.kill.notify_one();
+                    break;
+                }
+            };
+            let route = self.routes.lock().expect("routes lock").get(&id).cloned();
+            if let Some(route) = route {
+                // A closed receiver means the client left; the frames are dropped.
+                let _ = route.send(event).await;
+            }
+            if last {
+                self.routes.lock().expect("routes lock").remove(&id);
+                pool.release(&self);
+            }
+        }
+        self.alive.store(false, Ordering::Release);
+        pool.remove(&self);
+        let routes: Vec<_> = self.routes.lock().expect("routes lock").drain().collect();
+        for (_, route) in routes {
+            let _ = route.try_send(Event::Lost);
+        }
+    }
+}
