@@ -1,0 +1,60 @@
+//! What people type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// capstan serves a Python web app: HTTP front, TLS, static files and a
+/// supervised pool of Python workers, from one binary and one file in the app.
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve an app from its folder, in the foreground.
+    ///
+    /// capstan reads capstan.toml, [tool.capstan] in pyproject.toml, or a
+    /// Procfile (+ .env); with none of them it finds wsgi.py, app.py or main.py.
+    /// It builds the app's virtualenv in <DIR>/.capstan/venv from
+    /// requirements.txt or pyproject.toml when it is missing or out of date,
+    /// starts the workers, and serves until Ctrl-C or SIGTERM, which let
+    /// requests in flight finish. All state stays in <DIR>/.capstan.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The app's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Address for plain HTTP. With --tls-listen, it redirects to HTTPS.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Also serve HTTPS (HTTP/2 and HTTP/1.1) here, with a self-signed
+    /// certificate kept in <DIR>/.capstan/tls.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// Python worker processes [default: the app's setting, else the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// Requests each worker handles at once, in threads [default: the app's setting, else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+
+    /// Use this existing virtualenv instead of building <DIR>/.capstan/venv.
+    #[arg(long, value_name = "DIR")]
+    pub venv: Option<PathBuf>,
+
+    /// Do not write the access log (it goes to standard output).
+    #[arg(long)]
+    pub no_access_log: bool,
+}

@@ -1,0 +1,283 @@
+//! `capstan run`: one app, in the foreground, state in its own folder.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use capstan_config::{App, Web};
+use capstan_edge::static_files::{StaticFiles, StaticRoute};
+use capstan_edge::tls::{self, CertStore};
+use capstan_edge::{Backend, Listener, Proxy, ServeOptions, Site};
+use capstan_runtime::{Pool, PoolSpec, ProcessSpec, Supervised};
+use tokio_rustls::TlsAcceptor;
+
+use crate::cli::RunArgs;
+
+/// How long a `command` web process gets to start listening on $PORT.
+const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let app = capstan_config::load(&args.dir)?;
+    for note in &app.notes {
+        tracing::info!("{note}");
+    }
+    let state = app.root.join(".capstan");
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("could not create {}", state.display()))?;
+
+    // Bind first: a port in use is reported before anything is started.
+    let mut listeners = vec![Listener {
+        tcp: bind(args.listen, "--listen").await?,
+        tls: None,
+    }];
+    if let Some(addr) = args.tls_listen {
+        let tcp = bind(addr, "--tls-listen").await?;
+        let names = certificate_names(&app, addr);
+        let cert = tls::self_signed(&state.join("tls"), &names)?;
+        tracing::info!(names = ?names, "HTTPS uses a self-signed certificate; browsers will warn about it");
+        let config = tls::server_config(Arc::new(CertStore::new(cert)))?;
+        listeners.push(Listener {
+            tcp,
+            tls: Some(TlsAcceptor::from(config)),
+        });
+    }
+
+    let venv = python_env(&app, &args, &state).await?;
+    let env = app_env(&app, &venv);
+    let workdir = app.workdir.clone().unwrap_or_else(|| app.root.clone());
+
+    let (backend, worker_count) = match &app.web {
+        Web::Wsgi(target) => {
+            let shim = capstan_shim::write_to(&state)
+                .with_context(|| format!("could not write the worker shim into {}", state.display()))?;
+            let mut spec = PoolSpec::new(
+                app.name.as_str(),
+                venv.python.clone(),
+                shim,
+                &target.to_string(),
+                workdir.clone(),
+            );
+            spec.env = env.clone();
+            if let Some(workers) = args.workers.map(usize::from).or(app.workers) {
+                spec.workers = workers;
+            }
+            spec.threads = args.threads.map_or(app.threads, usize::from);
+            spec.timeout = app.timeout;
+            let workers = spec.workers;
+            tracing::info!(app = %target, workers, threads = spec.threads, "starting workers");
+            let pool = Pool::start(spec).await?;
+            (Backend::Python(pool), workers)
+        }
+        Web::Command { command } => {
+            let port = free_port()?;
+            let mut env = env.clone();
+            env.push(("PORT".into(), port.to_string().into()));
+            let web = Supervised::start(ProcessSpec {
+                name: "web".into(),
+                command: command.clone(),
+                cwd: workdir.clone(),
+                env,
+                kill_grace: Duration::from_secs(10),
+            });
+            if let Err(error) = wait_for_port(port, COMMAND_BOOT_TIMEOUT).await {
+                web.stop().await;
+                return Err(error);
+            }
+            (Backend::Proxy(Proxy::new(port), web), 1)
+        }
+    };
+    let _ = worker_count;
+
+    let mut processes = Vec::new();
+    for (name, process) in &app.processes {
+        processes.push(Supervised::start(ProcessSpec {
+            name: name.clone(),
+            command: process.command.clone(),
+            cwd: workdir.clone(),
+            env: env.clone(),
+            kill_grace: Duration::from_secs(10),
+        }));
+    }
+
+    let static_files = StaticFiles::new(
+        app.static_routes
+            .iter()
+            .map(|route| StaticRoute {
+                url_prefix: route.url_prefix.clone(),
+                dir: route.dir.clone(),
+                max_age: route.max_age,
+            })
+            .collect(),
+    )?;
+    let site = Arc::new(Site {
+        static_files,
+        backend,
+        trusted_proxies: app.http.trusted_proxies.clone(),
+        max_body_size: app.http.max_body_size,
+        https_port: args.tls_listen.map(|addr| addr.port()),
+        // HSTS with a self-signed certificate would lock browsers out; it waits
+        // for a real certificate.
+        hsts: false,
+    });
+    let options = ServeOptions {
+        access_log: app.http.access_log && !args.no_access_log,
+        compression: app.http.compression,
+        graceful_timeout: app.graceful_timeout,
+    };
+
+    tracing::info!("serving {} at http://{}", app.name.as_str(), args.listen);
+    if let Some(addr) = args.tls_listen {
+        tracing::info!("serving {} at https://{}", app.name.as_str(), addr);
+    }
+    capstan_edge::serve(listeners, Arc::clone(&site), options, shutdown_signal()).await;
+
+    tracing::info!("stopping");
+    match &site.backend {
+        Backend::Python(pool) => pool.stop(app.graceful_timeout).await,
+        Backend::Proxy(..) => {}
+    }
+    let site = Arc::try_unwrap(site).map_err(|_| anyhow!("connections still hold the app"))?;
+    if let Backend::Proxy(_, web) = site.backend {
+        web.stop().await;
+    }
+    for process in processes {
+        process.stop().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    capstan_edge::bind(addr).await.map_err(|error| match error.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow!(
+            "{addr} is already in use: another capstan or web server is listening there. \
+             Stop it, or pick a free port with {flag} {}:{}.",
+            addr.ip(),
+            addr.port().wrapping_add(1)
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow!(
+            "not allowed to listen on {addr}: ports below 1024 need root. \
+             Use a port above 1024 with {flag}, or run capstan as root."
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow!(
+            "cannot listen on {addr}: this machine has no such address. \
+             Use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface) with {flag}."
+        ),
+        _ => anyhow!("cannot listen on {addr}: {error}"),
+    })
+}
+
+fn certificate_names(app: &App, addr: SocketAddr) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        names.push(addr.ip().to_string());
+    }
+    names.extend(app.domains.iter().cloned());
+    names.dedup();
+    names
+}
+
+/// The app's Python: an existing venv the user named, or `<app>/.capstan/venv`
+/// built or updated now.
+async fn python_env(app: &App, args: &RunArgs, state: &Path) -> anyhow::Result<capstan_venv::Venv> {
+    if let Some(dir) = args.venv.as_ref().or(app.venv.as_ref()) {
+        return Ok(capstan_venv::existing(dir).await?);
+    }
+    let requirements = match &app.requirements {
+        capstan_config::Requirements::Txt(path) => capstan_venv::Requirements::Txt(path.clone()),
+        capstan_config::Requirements::Pyproject { path, dependencies } => {
+            capstan_venv::Requirements::Packages {
+                source: path.clone(),
+                packages: dependencies.clone(),
+            }
+        }
+        capstan_config::Requirements::None => capstan_venv::Requirements::None,
+    };
+    let spec = capstan_venv::VenvSpec {
+        dir: state.join("venv"),
+        python: app.python.as_deref().unwrap_or("python3"),
+        requirements,
+        app_root: &app.root,
+    };
+    let started = Instant::now();
+    let mut printed = false;
+    let venv = capstan_venv::ensure(&spec, &mut |line: &str| {
+        if !printed {
+            tracing::info!("preparing the app's virtualenv in {}", spec.dir.display());
+            printed = true;
+        }
+        tracing::info!(target: "capstan::output", process = "pip", "{line}");
+    })
+    .await?;
+    if printed {
+        tracing::info!(elapsed = ?started.elapsed(), "virtualenv ready");
+    }
+    Ok(venv)
+}
+
+/// What every process of the app sees: its env settings, with the venv first on PATH.
+fn app_env(app: &App, venv: &capstan_venv::Venv) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = app
+        .env
+        .iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let bin = venv.dir.join("bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin];
+    paths.extend(std::env::split_paths(&path));
+    if let Ok(joined) = std::env::join_paths(paths) {
+        env.push(("PATH".into(), joined));
+    }
+    env.push(("VIRTUAL_ENV".into(), venv.dir.clone().into()));
+    env
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0))
+        .context("could not find a free local port for the web command")?;
+    Ok(listener.local_addr()?.port())
+}
+
+async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if tokio::net::TcpStream::connect((IpAddr::from([127, 0, 0, 1]), port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the web command did not start listening on $PORT ({port}) within {timeout:?}. \
+                 Make sure it binds to the port given in the PORT environment variable; its output is above."
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one stops at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("finishing requests in flight (signal again to stop at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("stopping at once");
+        std::process::exit(130);
+    });
+}
+

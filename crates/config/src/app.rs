@@ -1,0 +1,183 @@
+//! The loaded, validated app: everything capstan needs to know to run it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::names::AppName;
+use crate::wsgi::WsgiTarget;
+
+/// One app directory, loaded and validated by [`load`](crate::load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Canonical absolute app directory.
+    pub root: PathBuf,
+    /// From `name`, else derived from the directory name.
+    pub name: AppName,
+    /// Which file the settings came from.
+    pub source: Source,
+    /// What serves HTTP requests.
+    pub web: Web,
+    /// Worker processes; `None` lets the runtime use the number of cores.
+    pub workers: Option<usize>,
+    /// Requests in flight per worker process, 1..=1024 (default 1).
+    pub threads: usize,
+    /// How long one request may take (default 30s).
+    pub timeout: Duration,
+    /// How long shutdown and reload wait for in-flight requests (default 30s).
+    pub graceful_timeout: Duration,
+    /// Directories the edge serves itself, longest URL prefix first.
+    pub static_routes: Vec<StaticRoute>,
+    /// The app's environment: `[env]` < `.flaskenv` < `.env` (later wins).
+    pub env: BTreeMap<String, String>,
+    /// Supervised background processes by name (`[processes.x]`, Procfile `worker:`).
+    pub processes: BTreeMap<String, Process>,
+    /// Release commands, run in order by deploy before the new code takes traffic.
+    pub release: Vec<String>,
+    /// Interpreter used to create the venv, e.g. `python3.11`; `None` means `python3`.
+    pub python: Option<String>,
+    /// An existing virtualenv to use instead of `<root>/.capstan/venv` (absolute;
+    /// not checked here, the runtime reports a missing one).
+    pub venv: Option<PathBuf>,
+    /// Where the app's dependencies are listed.
+    pub requirements: Requirements,
+    /// Lowercased host names the app answers to.
+    pub domains: Vec<String>,
+    /// Edge settings.
+    pub http: HttpSettings,
+    /// Path that must answer 2xx/3xx before traffic moves (default `/`).
+    pub health_path: String,
+    /// Directory workers start in (gunicorn `--chdir`), absolute; `None` = `root`.
+    pub workdir: Option<PathBuf>,
+    /// Things the user may want to know: settings that were ignored or guessed,
+    /// e.g. "ignored gunicorn flag --bind: capstan listens itself". The CLI prints them.
+    pub notes: Vec<String>,
+}
+
+/// Where an app's settings came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `capstan.toml`.
+    CapstanToml(PathBuf),
+    /// The `[tool.capstan]` table of `pyproject.toml`.
+    Pyproject(PathBuf),
+    /// A Procfile (with `.env`).
+    Procfile(PathBuf),
+    /// No settings file: the WSGI app was found in `file`.
+    Detected {
+        /// The Python file that defines the app.
+        file: PathBuf,
+    },
+}
+
+/// What serves HTTP requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Web {
+    /// capstan's own Python workers import and call this WSGI app.
+    Wsgi(WsgiTarget),
+    /// Any program that listens on `$PORT`; the edge proxies to it. Run by a shell.
+    Command {
+        /// The command line as written.
+        command: String,
+    },
+}
+
+/// A URL prefix served from a directory by the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Starts with `/`, no trailing `/` (except `/` itself).
+    pub url_prefix: String,
+    /// Canonical absolute directory inside the app directory.
+    pub dir: PathBuf,
+    /// `Cache-Control: max-age` for files under it (default 30 days).
+    pub max_age: Duration,
+}
+
+/// A supervised background process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// The command line, run by a shell in the app directory with the app's env.
+    pub command: String,
+}
+
+/// Where the app's Python dependencies are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirements {
+    /// `requirements.txt`, for `pip install -r`.
+    Txt(PathBuf),
+    /// `[project] dependencies` of `pyproject.toml`.
+    Pyproject {
+        /// The pyproject.toml file.
+        path: PathBuf,
+        /// The PEP 508 requirement strings, as written.
+        dependencies: Vec<String>,
+    },
+    /// Nothing to install.
+    None,
+}
+
+/// Settings for the edge (`[http]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Peers whose `X-Forwarded-For`/`-Proto` headers are believed. Empty by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Largest request body accepted, in bytes (default 100 MiB).
+    pub max_body_size: u64,
+    /// Log one line per request (default true).
+    pub access_log: bool,
+    /// Compress responses when the client accepts it (default true).
+    pub compression: bool,
+    /// Send `Strict-Transport-Security` on HTTPS responses (default true).
+    pub hsts: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            trusted_proxies: Vec::new(),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            access_log: true,
+            compression: true,
+            hsts: true,
+        }
+    }
+}
+
+/// Default `threads`.
+pub const DEFAULT_THREADS: usize = 1;
+/// Largest `workers` and `threads` accepted.
+pub const MAX_WORKERS_OR_THREADS: usize = 1024;
+/// Default per-request `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `graceful_timeout`.
+pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `max_age` of static routes: 30 days.
+pub const DEFAULT_STATIC_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default `max_body_size`: 100 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 100 << 20;
+/// Default `[health] path`.
+pub const DEFAULT_HEALTH_PATH: &str = "/";
+
+/// What one settings file said, before discovery fills the gaps and `.env` is merged.
+/// Both the TOML reader and the Procfile reader produce this.
+#[derive(Debug, Default)]
+pub(crate) struct Partial {
+    pub name: Option<AppName>,
+    pub web: Option<Web>,
+    pub workers: Option<usize>,
+    pub threads: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub graceful_timeout: Option<Duration>,
+    /// `None` when the file has no `[static]`, so `static/` may be picked up.
+    pub static_routes: Option<Vec<StaticRoute>>,
+    pub env: BTreeMap<String, String>,
+    pub processes: BTreeMap<String, Process>,
+    pub release: Vec<String>,
+    pub python: Option<String>,
+    pub venv: Option<PathBuf>,
+    pub domains: Vec<String>,
+    pub http: HttpSettings,
+    pub health_path: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub notes: Vec<String>,
+}

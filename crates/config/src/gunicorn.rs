@@ -1,0 +1,390 @@
+//! Reading a Procfile's `web: gunicorn ...` line, so an app that already runs on
+//! gunicorn gets capstan's own workers with the same settings.
+//!
+//! Only a command that is fully understood is converted: the app target and
+//! `-w/--workers`, `--threads`, `-t/--timeout`, `--graceful-timeout`, `--chdir`,
+//! `-e/--env`, plus flags that are safe to ignore (`--bind`, logging, TLS...). Anything
+//! else (a config file, an async worker class, shell syntax, an unknown flag) runs
+//! the command as is, behind capstan's proxy, which is what it did before.
+
+use std::time::Duration;
+
+use crate::app::MAX_WORKERS_OR_THREADS;
+use crate::gunicorn_flags::{Action, OPTIONS};
+use crate::shell_words::{split_words, Word};
+use crate::wsgi::WsgiTarget;
+
+/// What a Procfile `web:` command turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Gunicorn {
+    /// Not gunicorn at all.
+    No,
+    /// gunicorn, but not something capstan can take over; the reason, for a note.
+    AsCommand(String),
+    /// gunicorn serving a WSGI target capstan can run itself.
+    Run(GunicornRun),
+}
+
+/// The settings read from a gunicorn command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct GunicornRun {
+    pub target: Option<WsgiTarget>,
+    pub workers: Option<usize>,
+    pub threads: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub graceful_timeout: Option<Duration>,
+    pub chdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    /// "ignored gunicorn flag --bind: capstan listens itself", ...
+    pub notes: Vec<String>,
+}
+
+/// A flag whose value gunicorn would refuse too, e.g. `--workers many`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadFlag {
+    pub flag: String,
+    pub problem: String,
+}
+
+/// Reads a Procfile `web:` command.
+pub(crate) fn parse(command: &str) -> Result<Gunicorn, BadFlag> {
+    // A quick look first: most commands are not gunicorn at all.
+    let naive: Vec<&str> = command.split_whitespace().collect();
+    if gunicorn_args_start(&naive).is_none() {
+        return Ok(Gunicorn::No);
+    }
+    let Some(words) = split_words(command) else {
+        return Ok(Gunicorn::AsCommand(
+            "it uses shell syntax (quotes capstan cannot read, ';', '&&', '|', redirections)"
+                .into(),
+        ));
+    };
+    let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let Some(start) = gunicorn_args_start(&texts) else {
+        return Ok(Gunicorn::AsCommand(
+            "it uses shell quoting around gunicorn".into(),
+        ));
+    };
+    parse_args(&words[start..])
+}
+
+/// Index of gunicorn's first argument: after `[exec] gunicorn` or
+/// `[exec] python[3[.N]] -m gunicorn` (the program may be a path, like `.venv/bin/gunicorn`).
+fn gunicorn_args_start(words: &[&str]) -> Option<usize> {
+    let mut i = 0;
+    if words.first() == Some(&"exec") {
+        i = 1;
+    }
+    let program = words.get(i)?.rsplit('/').next()?;
+    if program == "gunicorn" {
+        return Some(i + 1);
+    }
+    let is_python = program
+        .strip_prefix("python")
+        .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    match (is_python, words.get(i + 1), words.get(i + 2)) {
+        (true, Some(&"-mgunicorn"), _) => Some(i + 2),
+        (true, Some(&"-m"), Some(&"gunicorn")) => Some(i + 3),
+        _ => None,
+    }
+}
+
+fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
+    let mut run = GunicornRun::default();
+    let mut positional: Vec<&Word> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let text = arg.text.as_str();
+        if text == "--" {
+            positional.extend(&args[i..]);
+            break;
+        }
+        if !text.starts_with('-') || text == "-" {
+            positional.push(arg);
+            continue;
+        }
+        // `--name=value`, `--name value`, `-w3`, `-w 3`.
+        let (name, inline) = if text.starts_with("--") {
+            match text.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (text, None),
+            }
+        } else {
+            let split = text.char_indices().nth(2).map_or(text.len(), |(at, _)| at);
+            let (n, rest) = text.split_at(split);
+            (n, (!rest.is_empty()).then_some(rest))
+        };
+        let Some(&(long, _, takes_value, action)) = OPTIONS
+            .iter()
+            .find(|(long, short, ..)| *long == name || (!short.is_empty() && *short == name))
+        else {
+            return Ok(Gunicorn::AsCommand(format!(
+                "it uses the gunicorn option {name}, which capstan does not know"
+            )));
+        };
+        let value = if takes_value {
+            match inline {
+                Some(v) => Some((v, arg.dynamic)),
+                None => match args.get(i) {
+                    Some(next) => {
+                        i += 1;
+                        Some((next.text.as_str(), next.dynamic))
+                    }
+                    None => {
+                        return Err(BadFlag {
+                            flag: name.to_owned(),
+                            problem: "it needs a value".into(),
+                        })
+                    }
+                },
+            }
+        } else if inline.is_some() {
+            return Ok(Gunicorn::AsCommand(format!(
+                "it combines short options in {text}"
+            )));
+        } else {
+            None
+        };
+        if let Some(outcome) = apply(&mut run, name, long, action, value)? {
+            return Ok(outcome);
+        }
+    }
+
+    match positional.as_slice() {
+        [] => Ok(Gunicorn::AsCommand("it names no app module".into())),
+        [target] if target.dynamic => Ok(Gunicorn::AsCommand(
+            "its app module comes from a variable".into(),
+        )),
+        [target] => match WsgiTarget::parse(&target.text) {
+            Ok(t) => {
+                run.target = Some(t);
+                Ok(Gunicorn::Run(run))
+            }
+            Err(_) => Ok(Gunicorn::AsCommand(format!(
+                "capstan cannot read the app target {:?}",
+                target.text
+            ))),
+        },
+        _ => Ok(Gunicorn::AsCommand(
+            "it has more than one positional argument".into(),
+        )),
+    }
+}
+
+/// Applies one option; `Some` ends parsing with that outcome.
+fn apply(
+    run: &mut GunicornRun,
+    name: &str,
+    long: &str,
+    action: Action,
+    value: Option<(&str, bool)>,
+) -> Result<Option<Gunicorn>, BadFlag> {
+    let bad = |problem: String| BadFlag {
+        flag: name.to_owned(),
+        problem,
+    };
+    let (v, dynamic) = value.unwrap_or(("", false));
+    let numeric = matches!(
+        action,
+        Action::Workers | Action::Threads | Action::Timeout | Action::GracefulTimeout
+    );
+    if dynamic && numeric {
+        run.notes.push(format!(
+            "ignored gunicorn flag {long} {v}: its value comes from a variable; set it in \
+             capstan.toml [web] instead"
+        ));
+        return Ok(None);
+    }
+    if dynamic && matches!(action, Action::Chdir | Action::Env | Action::WorkerClass) {
+        return Ok(Some(Gunicorn::AsCommand(format!(
+            "its {name} value comes from a variable"
+        ))));
+    }
+    let count = |v: &str| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_WORKERS_OR_THREADS).contains(n))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{v:?} is not a number from 1 to {MAX_WORKERS_OR_THREADS}"
+                ))
+            })
+    };
+    let seconds = |v: &str| {
+        v.parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| bad(format!("{v:?} is not a whole number of seconds")))
+    };
+    match action {
+        Action::Workers => run.workers = Some(count(v)?),
+        Action::Threads => run.threads = Some(count(v)?),
+        Action::Timeout => {
+            let t = seconds(v)?;
+            if t.is_zero() {
+                return Err(bad(
+                    "0 (no timeout) is not supported; give a number of seconds, e.g. --timeout 300"
+                        .into(),
+                ));
+            }
+            run.timeout = Some(t);
+        }
+        Action::GracefulTimeout => run.graceful_timeout = Some(seconds(v)?),
+        Action::Chdir => run.chdir = Some(v.to_owned()),
+        Action::Env => match v.split_once('=') {
+            Some((k, val)) if crate::names::check_env_name(k).is_ok() => {
+                run.env.push((k.to_owned(), val.to_owned()))
+            }
+            _ => return Err(bad(format!("{v:?} is not KEY=VALUE"))),
+        },
+        Action::WorkerClass => {
+            let class = v.rsplit('.').next().unwrap_or(v);
+            if !matches!(v, "sync" | "gthread") && !matches!(class, "SyncWorker" | "ThreadWorker") {
+                return Ok(Some(Gunicorn::AsCommand(format!(
+                    "it uses the {v} worker class; capstan's own workers are WSGI (sync/gthread) only"
+                ))));
+            }
+        }
+        Action::Ignore("") => run.notes.push(format!("ignored gunicorn flag {long}")),
+        Action::Ignore(why) => run
+            .notes
+            .push(format!("ignored gunicorn flag {long}: {why}")),
+        Action::RunAsIs => {
+            return Ok(Some(Gunicorn::AsCommand(format!(
+                "it uses gunicorn's {long}"
+            ))))
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(cmd: &str) -> GunicornRun {
+        match parse(cmd) {
+            Ok(Gunicorn::Run(run)) => run,
+            other => panic!("{cmd}: {other:?}"),
+        }
+    }
+
+    fn as_command(cmd: &str) -> String {
+        match parse(cmd) {
+            Ok(Gunicorn::AsCommand(why)) => why,
+            other => panic!("{cmd}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_gunicorn_gives_the_target() {
+        let r = run("gunicorn microblog:app");
+        assert_eq!(r.target.unwrap().to_string(), "microblog:app");
+        assert!(r.notes.is_empty());
+    }
+
+    #[test]
+    fn python_dash_m_and_paths_and_exec_are_gunicorn() {
+        for cmd in [
+            "python -m gunicorn app:app",
+            "python3 -m gunicorn app:app",
+            "python3.11 -m gunicorn app:app",
+            "python -mgunicorn app:app",
+            "exec gunicorn app:app",
+            ".venv/bin/gunicorn app:app",
+        ] {
+            assert_eq!(run(cmd).target.unwrap().to_string(), "app:app", "{cmd}");
+        }
+    }
+
+    #[test]
+    fn other_programs_are_not_gunicorn() {
+        for cmd in [
+            "node server.js",
+            "uvicorn app:app",
+            "python app.py",
+            "FOO=1 gunicorn app:app",
+            "newrelic-admin run-program gunicorn app:app",
+        ] {
+            assert_eq!(parse(cmd), Ok(Gunicorn::No), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn settings_in_every_spelling() {
+        let r = run("gunicorn -w 4 --threads=2 -t30 --graceful-timeout 10 --chdir src -e A=1 --env=B=2 'app:create_app()'");
+        assert_eq!(r.workers, Some(4));
+        assert_eq!(r.threads, Some(2));
+        assert_eq!(r.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(r.graceful_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(r.chdir.as_deref(), Some("src"));
+        assert_eq!(
+            r.env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert!(r.target.unwrap().factory);
+        assert_eq!(run("gunicorn --workers=3 app:app").workers, Some(3));
+        assert_eq!(run("gunicorn -w3 app:app").workers, Some(3));
+    }
+
+    #[test]
+    fn bind_and_friends_are_ignored_with_a_note() {
+        let r = run("gunicorn --bind 0.0.0.0:$PORT --log-file - --preload -k gthread app:app");
+        assert_eq!(
+            r.notes,
+            [
+                "ignored gunicorn flag --bind: capstan listens itself",
+                "ignored gunicorn flag --log-file: capstan collects the app's output",
+                "ignored gunicorn flag --preload",
+            ]
+        );
+        assert_eq!(r.target.unwrap().to_string(), "app:app");
+    }
+
+    #[test]
+    fn variable_worker_counts_are_noted_not_errors() {
+        let r = run("gunicorn -w $WEB_CONCURRENCY app:app");
+        assert_eq!(r.workers, None);
+        assert!(
+            r.notes[0].starts_with("ignored gunicorn flag --workers $WEB_CONCURRENCY"),
+            "{:?}",
+            r.notes
+        );
+    }
+
+    #[test]
+    fn what_capstan_cannot_take_over_runs_as_is() {
+        assert!(as_command("gunicorn -c gunicorn.conf.py").contains("--config"));
+        assert!(
+            as_command("gunicorn -k uvicorn.workers.UvicornWorker app:app")
+                .contains("worker class")
+        );
+        assert!(as_command("gunicorn --frobnicate app:app").contains("--frobnicate"));
+        assert!(as_command("gunicorn app:app && echo hi").contains("shell syntax"));
+        assert!(as_command("gunicorn 'app:create_app(\"prod\")'").contains("app target"));
+        assert!(as_command("gunicorn a:app b:app").contains("more than one"));
+        assert!(as_command("gunicorn $APP").contains("variable"));
+        assert!(as_command("gunicorn -Dw3 app:app").contains("combines"));
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_flag() {
+        let e = parse("gunicorn -w many app:app").unwrap_err();
+        assert_eq!(e.flag, "-w");
+        assert!(e.problem.contains("\"many\""));
+        assert_eq!(
+            parse("gunicorn --threads 0 app:app").unwrap_err().flag,
+            "--threads"
+        );
+        assert!(parse("gunicorn -t 0 app:app")
+            .unwrap_err()
+            .problem
+            .contains("no timeout"));
+        assert_eq!(
+            parse("gunicorn app:app --workers").unwrap_err().problem,
+            "it needs a value"
+        );
+        assert_eq!(parse("gunicorn -e nope app:app").unwrap_err().flag, "-e");
+    }
+}

@@ -1,0 +1,40 @@
+//! The app's own file: loads an app directory (`capstan.toml`, `[tool.capstan]` in
+//! `pyproject.toml`, or a Procfile with `.env`) into one validated [`App`].
+//!
+//! Everything is checked here, once, and every mistake is reported with the file,
+//! line and key. Loading never runs the app's code and never reads or changes
+//! capstan's own process environment.
+
+#![warn(missing_docs)]
+
+mod app;
+mod app_file;
+mod discover;
+mod dotenv;
+mod duration;
+mod error;
+mod files;
+mod gunicorn;
+mod gunicorn_flags;
+mod http;
+mod load;
+mod names;
+mod procfile;
+mod shell_words;
+mod size;
+mod static_routes;
+mod toml_de;
+mod toml_tree;
+mod wsgi;
+
+pub use app::{
+    App, HttpSettings, Process, Requirements, Source, StaticRoute, Web, DEFAULT_GRACEFUL_TIMEOUT,
+    DEFAULT_HEALTH_PATH, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT, MAX_WORKERS_OR_THREADS,
+};
+pub use duration::{format_duration, parse_duration, InvalidDuration};
+pub use error::ConfigError;
+pub use load::load;
+pub use names::{AppName, InvalidAppName};
+pub use size::{parse_size, InvalidSize};
+pub use wsgi::{InvalidWsgiTarget, WsgiTarget};

@@ -1,0 +1,401 @@
+//! [`load`]: one app directory in, one validated [`App`] out.
+//!
+//! The settings file is the first of capstan.toml, pyproject.toml with a
+//! `[tool.capstan]` table, and Procfile. What it leaves out is discovered (the WSGI
+//! app, a `static/` directory, the requirements) or defaulted, and `.flaskenv` then
+//! `.env` are merged over its `[env]`.
+
+use std::path::Path;
+
+use crate::app::{
+    App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT,
+};
+use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
+use crate::discover::{find_wsgi, requirements};
+use crate::dotenv::merge_dotenv;
+use crate::error::ConfigError;
+use crate::files::read_text;
+use crate::names::AppName;
+use crate::procfile::read_procfile;
+use crate::static_routes::default_static_route;
+
+/// Loads and validates the app in `dir`.
+///
+/// Reads only files inside `dir`, never runs the app's code, and never reads or
+/// changes capstan's own environment variables.
+pub fn load(dir: &Path) -> Result<App, ConfigError> {
+    let root = dir
+        .canonicalize()
+        .map_err(|source| ConfigError::NoSuchDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    if !root.is_dir() {
+        return Err(ConfigError::NotADirectory {
+            dir: dir.to_path_buf(),
+        });
+    }
+
+    let Pyproject {
+        capstan: tool_capstan,
+        dependencies,
+    } = match read_text(&root, "pyproject.toml")? {
+        Some(text) => read_pyproject(&root, &text)?,
+        None => Pyproject::default(),
+    };
+    let (mut partial, mut source) = read_settings_file(&root, tool_capstan)?;
+
+    let web = match partial.web.take() {
+        Some(web) => web,
+        None => {
+            let found =
+                find_wsgi(&root)?.ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
+            match &mut source {
+                Some(_) => partial.notes.push(format!(
+                    "serving {} found in {}",
+                    found.target,
+                    relative(&root, &found.file).display()
+                )),
+                None => source = Some(Source::Detected { file: found.file }),
+            }
+            Web::Wsgi(found.target)
+        }
+    };
+    let source = source.expect("a source is set once the web app is known");
+
+    let static_routes = match partial.static_routes.take() {
+        Some(routes) => routes,
+        None => default_static_route(&root).into_iter().collect(),
+    };
+
+    let mut env = std::mem::take(&mut partial.env);
+    merge_dotenv(&root, ".flaskenv", &mut env)?;
+    merge_dotenv(&root, ".env", &mut env)?;
+
+    let name = match partial.name.take() {
+        Some(name) => name,
+        None => default_name(&root)?,
+    };
+
+    Ok(App {
+        requirements: requirements(&root, dependencies)?,
+        name,
+        source,
+        web,
+        workers: partial.workers,
+        threads: partial.threads.unwrap_or(DEFAULT_THREADS),
+        timeout: partial.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        graceful_timeout: partial.graceful_timeout.unwrap_or(DEFAULT_GRACEFUL_TIMEOUT),
+        static_routes,
+        env,
+        processes: partial.processes,
+        release: partial.release,
+        python: partial.python,
+        venv: partial.venv,
+        domains: partial.domains,
+        http: partial.http,
+        health_path: partial
+            .health_path
+            .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned()),
+        workdir: partial.workdir,
+        notes: partial.notes,
+        root,
+    })
+}
+
+/// The first settings file found, parsed; `(Partial::default(), None)` when there is none.
+/// `tool_capstan` is pyproject.toml's `[tool.capstan]`, already read.
+fn read_settings_file(
+    root: &Path,
+    tool_capstan: Option<Partial>,
+) -> Result<(Partial, Option<Source>), ConfigError> {
+    if let Some(text) = read_text(root, "capstan.toml")? {
+        let partial = read_capstan_toml(root, &text)?;
+        return Ok((
+            partial,
+            Some(Source::CapstanToml(root.join("capstan.toml"))),
+        ));
+    }
+    if let Some(partial) = tool_capstan {
+        return Ok((
+            partial,
+            Some(Source::Pyproject(root.join("pyproject.toml"))),
+        ));
+    }
+    if let Some(text) = read_text(root, "Procfile")? {
+        let partial = read_procfile(root, &text)?;
+        return Ok((partial, Some(Source::Procfile(root.join("Procfile")))));
+    }
+    Ok((Partial::default(), None))
+}
+
+fn default_name(root: &Path) -> Result<AppName, ConfigError> {
+    let dir_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    AppName::from_dir_name(&dir_name).ok_or(ConfigError::NoName { dir_name })
+}
+
+fn relative<'a>(root: &Path, path: &'a Path) -> &'a Path {
+    path.strip_prefix(root).unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Requirements, DEFAULT_STATIC_MAX_AGE};
+    use std::fs;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// A temp dir with an app directory called `microblog` inside.
+    fn app_dir(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap().join("microblog");
+        fs::create_dir(&root).unwrap();
+        for (name, text) in files {
+            let path = root.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if name.ends_with('/') {
+                fs::create_dir_all(&path).unwrap();
+            } else {
+                fs::write(path, text).unwrap();
+            }
+        }
+        (tmp, root)
+    }
+
+    #[test]
+    fn a_bare_flask_app_is_detected_with_defaults() {
+        let (_t, root) = app_dir(&[
+            ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ("static/", ""),
+            ("requirements.txt", "flask\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.root, root);
+        assert_eq!(app.name.as_str(), "microblog");
+        assert_eq!(
+            app.source,
+            Source::Detected {
+                file: root.join("app.py")
+            }
+        );
+        assert_eq!(app.web, Web::Wsgi("app:app".parse().unwrap()));
+        assert_eq!((app.workers, app.threads), (None, 1));
+        assert_eq!(
+            (app.timeout, app.graceful_timeout),
+            (Duration::from_secs(30), Duration::from_secs(30))
+        );
+        assert_eq!(app.static_routes.len(), 1);
+        assert_eq!(app.static_routes[0].url_prefix, "/static");
+        assert_eq!(app.static_routes[0].dir, root.join("static"));
+        assert_eq!(app.static_routes[0].max_age, DEFAULT_STATIC_MAX_AGE);
+        assert_eq!(
+            app.requirements,
+            Requirements::Txt(root.join("requirements.txt"))
+        );
+        assert_eq!(app.health_path, "/");
+        assert!(app.env.is_empty() && app.processes.is_empty() && app.release.is_empty());
+        assert!(app.notes.is_empty());
+    }
+
+    #[test]
+    fn capstan_toml_with_only_name_and_static_still_finds_the_app() {
+        let (_t, root) = app_dir(&[
+            (
+                "capstan.toml",
+                "name = \"blog\"\n[static]\n\"/assets\" = \"assets\"\n",
+            ),
+            ("app.py", "app = make()\n"),
+            ("assets/", ""),
+            ("static/", ""),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.name.as_str(), "blog");
+        assert_eq!(app.source, Source::CapstanToml(root.join("capstan.toml")));
+        assert_eq!(app.web, Web::Wsgi("app:app".parse().unwrap()));
+        let prefixes: Vec<_> = app
+            .static_routes
+            .iter()
+            .map(|r| r.url_prefix.as_str())
+            .collect();
+        assert_eq!(
+            prefixes,
+            ["/assets"],
+            "[static] replaces the static/ default"
+        );
+        assert_eq!(app.notes, ["serving app:app found in app.py"]);
+    }
+
+    #[test]
+    fn capstan_toml_wins_over_pyproject_and_procfile() {
+        let (_t, root) = app_dir(&[
+            ("capstan.toml", "[web]\nwsgi = \"a:b\"\n"),
+            ("pyproject.toml", "[tool.capstan.web]\nwsgi = \"c:d\"\n"),
+            ("Procfile", "web: gunicorn e:f\n"),
+        ]);
+        assert_eq!(load(&root).unwrap().web, Web::Wsgi("a:b".parse().unwrap()));
+    }
+
+    #[test]
+    fn pyproject_tool_capstan_and_its_dependencies() {
+        let (_t, root) = app_dir(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"microblog\"\ndependencies = [\"flask>=3\", \"rq\"]\n\n[tool.capstan]\ndomains = [\"blog.example.com\"]\n[tool.capstan.web]\nwsgi = \"microblog:create_app()\"\n",
+            ),
+            ("Procfile", "web: gunicorn e:f\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.source, Source::Pyproject(root.join("pyproject.toml")));
+        assert_eq!(
+            app.web.clone(),
+            Web::Wsgi("microblog:create_app()".parse().unwrap())
+        );
+        assert_eq!(app.domains, ["blog.example.com"]);
+        assert_eq!(
+            app.requirements,
+            Requirements::Pyproject {
+                path: root.join("pyproject.toml"),
+                dependencies: vec!["flask>=3".into(), "rq".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn procfile_app_with_env_files() {
+        let (_t, root) = app_dir(&[
+            ("pyproject.toml", "[project]\nname = \"x\"\n"),
+            ("Procfile", "web: gunicorn -w 2 -e FROM_GUNICORN=1 microblog:app --bind :$PORT\nworker: rq worker\nrelease: flask db upgrade\n"),
+            (".flaskenv", "FLASK_APP=microblog.py\nFROM_GUNICORN=flaskenv\nSHARED=flaskenv\n"),
+            (".env", "SHARED=env\nURL=${FLASK_APP}/x\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.source, Source::Procfile(root.join("Procfile")));
+        assert_eq!(app.web, Web::Wsgi("microblog:app".parse().unwrap()));
+        assert_eq!(app.workers, Some(2));
+        assert_eq!(app.release, ["flask db upgrade"]);
+        assert_eq!(app.processes["worker"].command, "rq worker");
+        assert_eq!(app.env["FROM_GUNICORN"], "flaskenv");
+        assert_eq!(app.env["SHARED"], "env");
+        assert_eq!(app.env["URL"], "microblog.py/x");
+        assert_eq!(app.requirements, Requirements::None);
+        assert_eq!(
+            app.notes,
+            ["Procfile:1: ignored gunicorn flag --bind: capstan listens itself"]
+        );
+    }
+
+    #[test]
+    fn procfile_without_web_falls_back_to_discovery() {
+        let (_t, root) = app_dir(&[
+            ("Procfile", "worker: rq worker\n"),
+            ("wsgi.py", "application = x\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.source, Source::Procfile(root.join("Procfile")));
+        assert_eq!(app.web, Web::Wsgi("wsgi:application".parse().unwrap()));
+        assert_eq!(app.notes, ["serving wsgi:application found in wsgi.py"]);
+    }
+
+    #[test]
+    fn env_merge_order_is_toml_then_flaskenv_then_env() {
+        let (_t, root) = app_dir(&[
+            (
+                "capstan.toml",
+                "[web]\ncommand = \"node s.js\"\n[env]\nA = \"toml\"\nB = \"toml\"\nC = \"toml\"\n",
+            ),
+            (".flaskenv", "B=flaskenv\nC=flaskenv\n"),
+            (".env", "C=env\n"),
+        ]);
+        let env = load(&root).unwrap().env;
+        assert_eq!(
+            (env["A"].as_str(), env["B"].as_str(), env["C"].as_str()),
+            ("toml", "flaskenv", "env")
+        );
+    }
+
+    #[test]
+    fn errors_from_each_file_reach_the_caller() {
+        let (_t, root) = app_dir(&[
+            ("capstan.toml", "[web]\nwsgi = \"a:b\"\n"),
+            (".env", "A=1\nnot valid\n"),
+        ]);
+        assert!(load(&root)
+            .unwrap_err()
+            .to_string()
+            .starts_with(".env:2: cannot parse this line"));
+        let (_t, root) = app_dir(&[("pyproject.toml", "[tool.capstan]\nweb = 3\n")]);
+        assert_eq!(
+            load(&root).unwrap_err().to_string(),
+            "pyproject.toml:2: bad value for `web`: expected a table, found an integer"
+        );
+    }
+
+    #[test]
+    fn no_app_says_what_was_looked_for_and_what_to_do() {
+        let (_t, root) = app_dir(&[("app.py", "print('no app here')\n")]);
+        let err = load(&root).unwrap_err();
+        assert!(matches!(err, ConfigError::NoApp { .. }));
+        let msg = err.to_string();
+        for part in [
+            "no web app found in",
+            "wsgi.py, app.py or main.py",
+            "manage.py",
+            "[web] wsgi = \"module:callable\"",
+            "web: line",
+        ] {
+            assert!(msg.contains(part), "{part}: {msg}");
+        }
+    }
+
+    #[test]
+    fn missing_dir_and_file_as_dir_are_explained() {
+        let (_t, root) = app_dir(&[("app.py", "app = 1\n")]);
+        let msg = load(&root.join("nope")).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "app directory {} cannot be opened",
+                root.join("nope").display()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("pass the directory that holds the app's code"),
+            "{msg}"
+        );
+        let msg = load(&root.join("app.py")).unwrap_err().to_string();
+        assert!(msg.ends_with("is not a directory; pass the directory that holds the app's code, not a file in it"), "{msg}");
+    }
+
+    #[test]
+    fn a_directory_name_with_no_usable_characters_needs_a_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("___");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("app.py"), "app = 1\n").unwrap();
+        let msg = load(&root).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("cannot make an app name from the directory name \"___\"; set name = "),
+            "{msg}"
+        );
+        fs::write(root.join("capstan.toml"), "name = \"ok\"\n").unwrap();
+        assert_eq!(load(&root).unwrap().name.as_str(), "ok");
+    }
+
+    #[test]
+    fn venv_is_resolved_but_need_not_exist() {
+        let (_t, root) = app_dir(&[("capstan.toml", "venv = \".venv\"\n[web]\nwsgi = \"a:b\"\n")]);
+        assert_eq!(load(&root).unwrap().venv, Some(root.join(".venv")));
+    }
+
+    #[test]
+    fn relative_app_dir_becomes_absolute() {
+        let (_t, root) = app_dir(&[("app.py", "app = 1\n")]);
+        let dotted = root.join("..").join("microblog");
+        assert_eq!(load(&dotted).unwrap().root, root);
+    }
+}

@@ -1,0 +1,16 @@
+//! The short plain-text answers the edge gives when it answers by itself.
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::{self, Body};
+
+/// A short text response with the given status.
+pub fn error_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(body::full(format!("{text}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

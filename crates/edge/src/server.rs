@@ -1,0 +1,222 @@
+//! Listeners and connections: accept, TLS handshake, HTTP/1.1 or HTTP/2 by
+//! ALPN, and a graceful stop that lets responses in flight finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{header, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tower_http::compression::CompressionLayer;
+
+use crate::access_log::{Entry, Logged};
+use crate::compression::Compressible;
+use crate::environ::Connection;
+use crate::site::Site;
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client gets to send a request's headers (nginx: client_header_timeout).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound socket, plain or TLS.
+pub struct Listener {
+    /// The socket.
+    pub tcp: TcpListener,
+    /// Set for HTTPS listeners.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Edge-wide settings that are not per app.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Write the access log.
+    pub access_log: bool,
+    /// Compress text responses for clients that accept it.
+    pub compression: bool,
+    /// How long in-flight responses get to finish after the stop signal.
+    pub graceful_timeout: Duration,
+}
+
+/// Serves `site` on every listener until `shutdown` resolves, then stops
+/// accepting and waits (up to the graceful timeout) for open responses.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    site: Arc<Site>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut accept_loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        accept_loops.spawn(accept_loop(listener, Arc::clone(&site), options, Arc::clone(&graceful)));
+    }
+    shutdown.await;
+    accept_loops.abort_all();
+    while accept_loops.join_next().await.is_some() {}
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops are gone"));
+    if tokio::time::timeout(options.graceful_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?options.graceful_timeout, "connections still open at the shutdown deadline; closing them");
+    }
+}
+
+async fn accept_loop(
+    listener: Listener,
+    site: Arc<Site>,
+    options: ServeOptions,
+    graceful: Arc<GracefulShutdown>,
+) {
+    let local = listener.tcp.local_addr().ok();
+    loop {
+        let (stream, peer) = match listener.tcp.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = local.unwrap_or_else(|| stream.local_addr().expect("a connected socket has an address"));
+        let conn = Connection {
+            local,
+            peer,
+            tls: listener.tls.is_some(),
+        };
+        let site = Arc::clone(&site);
+        let watcher = graceful.watcher();
+        let tls = listener.tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, conn, site, options, watcher, None).await,
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_connection(stream, conn, site, options, watcher, Some(h2)).await
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    conn: Connection,
+    site: Arc<Site>,
+    options: ServeOptions,
+    watcher: hyper_util::server::graceful::Watcher,
+    h2: Option<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let compression = CompressionLayer::new().compress_when(Compressible);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let site = Arc::clone(&site);
+        let compression = compression.clone();
+        async move {
+            let entry = options.access_log.then(|| entry_for(&request, &conn));
+            let app = tower::service_fn(move |request: Request<Incoming>| {
+                let site = Arc::clone(&site);
+                async move { Ok::<_, Infallible>(site.handle(request, conn).await) }
+            });
+            let response = if options.compression {
+                tower::Layer::layer(&compression, app)
+                    .oneshot(request)
+                    .await
+                    .map(|r| r.map(|body| body.map_err(std::io::Error::other).boxed_unsync()))
+            } else {
+                app.oneshot(request).await
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let entry = entry.map(|mut entry| {
+                entry.status = response.status().as_u16();
+                entry
+            });
+            Ok::<_, Infallible>(response.map(|body| Logged::new(body, entry)))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .pipeline_flush(true);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(250);
+    let builder = match h2 {
+        Some(true) => builder.http2_only(),
+        Some(false) => builder.http1_only(),
+        None => builder,
+    };
+    let io = TokioIo::new(stream);
+    let connection = builder.serve_connection(io, service);
+    if let Err(error) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(peer = %conn.peer, %error, "connection ended with an error");
+    }
+}
+
+fn entry_for(request: &Request<Incoming>, conn: &Connection) -> Entry {
+    let header = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    Entry {
+        client: client_ip(conn.peer),
+        request_line: format!("{} {} {:?}", request.method(), target, request.version()),
+        status: 0,
+        referer: header(header::REFERER),
+        user_agent: header(header::USER_AGENT),
+        started: Instant::now(),
+        at: SystemTime::now(),
+    }
+}
+
+fn client_ip(peer: SocketAddr) -> String {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        v4 => v4.to_string(),
+    }
+}
+
+/// A TCP listener bound now, so a port in use is reported before anything starts.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(2048)
+}
+

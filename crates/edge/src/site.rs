@@ -1,0 +1,132 @@
+//! The request pipeline of one app: every step a request passes, in order,
+//! on one screen.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use capstan_runtime::Pool;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use ipnet::IpNet;
+
+use crate::body::Body;
+use crate::environ::Connection;
+use crate::errors::error_response;
+use crate::forwarded;
+use crate::proxy::Proxy;
+use crate::redirect;
+use crate::static_files::StaticFiles;
+
+/// Where requests that are not static files go.
+pub enum Backend {
+    /// The built-in Python runtime.
+    Python(Pool),
+    /// A command listening on a local port, and its supervision.
+    Proxy(Proxy, capstan_runtime::Supervised),
+}
+
+/// One app as the edge serves it.
+pub struct Site {
+    /// Static routes, answered by the edge itself.
+    pub static_files: StaticFiles,
+    /// Everything else.
+    pub backend: Backend,
+    /// Proxies whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The largest request body accepted.
+    pub max_body_size: u64,
+    /// When TLS is on: plain HTTP is redirected to HTTPS on this port.
+    pub https_port: Option<u16>,
+    /// Send Strict-Transport-Security on HTTPS responses.
+    pub hsts: bool,
+}
+
+impl Site {
+    /// Answers one request.
+    pub async fn handle<B>(self: &Arc<Self>, request: Request<B>, conn: Connection) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        // 0. HTTP/1.1 requires a Host header (RFC 9112, 3.2).
+        if request.version() == http::Version::HTTP_11 && !request.headers().contains_key(header::HOST) {
+            return error_response(StatusCode::BAD_REQUEST, "A Host header is required.");
+        }
+        // 1. Plain HTTP goes to HTTPS when TLS is on.
+        if let (false, Some(port)) = (conn.tls, self.https_port) {
+            return redirect::to_https(&request, port);
+        }
+        // 2. Static files, straight from disk.
+        let path = request.uri().path();
+        if self.static_files.matches(path) {
+            let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+            return self.with_hsts(self.static_files.serve(method, uri, headers).await, &conn);
+        }
+        // 3. The app: the whole body is read first, so a slow client never holds a worker.
+        let (parts, body) = request.into_parts();
+        let body = match self.read_body(&parts, body).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let client = forwarded::resolve(conn.peer, conn.tls, &parts.headers, &self.trusted_proxies);
+        let response = match &self.backend {
+            Backend::Python(pool) => {
+                crate::python_app::handle(pool, &parts, body, &client, &conn).await
+            }
+            Backend::Proxy(proxy, _) => proxy.handle(parts, body, &client).await,
+        };
+        self.with_hsts(response, &conn)
+    }
+
+    async fn read_body<B>(
+        &self,
+        parts: &http::request::Parts,
+        body: B,
+    ) -> Result<Bytes, Response<Body>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let too_large = || {
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is larger than this server accepts.",
+            )
+        };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        // SECURITY: refuse an announced oversize body before reading any of it.
+        if declared.is_some_and(|len| len > self.max_body_size) {
+            return Err(too_large());
+        }
+        if declared == Some(0) || (declared.is_none() && body.is_end_stream()) {
+            return Ok(Bytes::new());
+        }
+        let limit = usize::try_from(self.max_body_size).unwrap_or(usize::MAX);
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(error) => {
+                tracing::debug!(%error, "request body could not be read");
+                Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.",
+                ))
+            }
+        }
+    }
+
+    fn with_hsts(&self, mut response: Response<Body>, conn: &Connection) -> Response<Body> {
+        if conn.tls && self.hsts {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        response
+    }
+}
+

@@ -1,0 +1,209 @@
+//! TLS: certificates by SNI, a self-signed one kept in the app's state
+//! folder for when nothing better exists, and rustls set up with safe defaults.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::ring::sign::any_supported_type;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use thiserror::Error;
+
+/// Why TLS could not be set up.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// Reading or writing a key or certificate file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Generating the self-signed certificate failed.
+    #[error("could not generate a self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A stored certificate or key could not be used.
+    #[error("the certificate in {path} cannot be used: {reason}; delete it and capstan makes a new one")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Certificates by server name, with a fallback for names that have none.
+///
+/// New certificates can be put in while serving; new handshakes use them at once.
+#[derive(Debug)]
+pub struct CertStore {
+    by_name: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    fallback: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    /// A store that answers every name with `fallback` until told otherwise.
+    pub fn new(fallback: Arc<CertifiedKey>) -> Self {
+        CertStore {
+            by_name: RwLock::new(HashMap::new()),
+            fallback: RwLock::new(fallback),
+        }
+    }
+
+    /// Serves `key` for `name` from now on.
+    pub fn insert(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.by_name
+            .write()
+            .expect("cert lock")
+            .insert(name.to_ascii_lowercase(), key);
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = hello.server_name() {
+            let by_name = self.by_name.read().expect("cert lock");
+            if let Some(key) = by_name.get(&name.to_ascii_lowercase()) {
+                return Some(Arc::clone(key));
+            }
+        }
+        Some(Arc::clone(&self.fallback.read().expect("cert lock")))
+    }
+}
+
+/// rustls set up as capstan serves: TLS 1.2 and 1.3 only with ring's modern
+/// AEAD suites (rustls has no others), ALPN h2 then http/1.1, session
+/// resumption by cache and by tickets.
+pub fn server_config(certs: Arc<CertStore>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::new(config))
+}
+
+/// The self-signed certificate in `dir` (`self-signed.crt`, `self-signed.key`,
+/// mode 0600), made for `names` on first use and kept across restarts.
+pub fn self_signed(dir: &Path, names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let cert_path = dir.join("self-signed.crt");
+    let key_path = dir.join("self-signed.key");
+    let stamp_path = dir.join("self-signed.names");
+    let wanted = names.join("\n");
+    let reusable = fs::read_to_string(&stamp_path).is_ok_and(|s| s == wanted)
+        && cert_path.exists()
+        && key_path.exists();
+    if !reusable {
+        fs::create_dir_all(dir).map_err(|source| TlsError::Io {
+            action: "creating",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        let generated = rcgen::generate_simple_self_signed(names.to_vec())?;
+        write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
+        write_private(&cert_path, generated.cert.pem().as_bytes())?;
+        write_private(&stamp_path, wanted.as_bytes())?;
+        tracing::info!(path = %cert_path.display(), names = ?names, "made a self-signed certificate");
+    }
+    load_pem(&cert_path, &key_path).map(Arc::new)
+}
+
+/// A certificate chain and key from PEM files.
+pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| TlsError::Io {
+            action: "reading",
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let unusable = |path: &Path, reason: String| TlsError::Unusable {
+        path: path.to_owned(),
+        reason,
+    };
+    let cert_pem = read(cert_path)?;
+    let key_pem = read(key_path)?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| unusable(cert_path, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(unusable(cert_path, "no certificate in it".into()));
+    }
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| unusable(key_path, e.to_string()))?
+        .ok_or_else(|| unusable(key_path, "no private key in it".into()))?;
+    let signing = any_supported_type(&key).map_err(|e| unusable(key_path, e.to_string()))?;
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+/// Writes a file readable by its owner only (temp file, fsync, rename).
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
+    let io = |source| TlsError::Io {
+        action: "writing",
+        path: path.to_owned(),
+        source,
+    };
+    let temp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    fs::rename(&temp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_self_signed_certificate_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let first = self_signed(dir.path(), &names).unwrap();
+        let mode = fs::metadata(dir.path().join("self-signed.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = self_signed(dir.path(), &names).unwrap();
+        assert_eq!(first.cert, second.cert, "reused, not regenerated");
+        let other = self_signed(dir.path(), &["example.test".to_owned()]).unwrap();
+        assert_ne!(first.cert, other.cert, "new names, new certificate");
+    }
+
+    #[test]
+    fn a_garbage_key_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_owned()];
+        self_signed(dir.path(), &names).unwrap();
+        fs::write(dir.path().join("self-signed.key"), "garbage").unwrap();
+        let error = self_signed(dir.path(), &names).unwrap_err().to_string();
+        assert!(error.contains("self-signed.key"), "{error}");
+    }
+
+    #[test]
+    fn the_server_config_offers_h2_and_only_modern_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = self_signed(dir.path(), &["localhost".to_owned()]).unwrap();
+        let config = server_config(Arc::new(CertStore::new(key))).unwrap();
+        assert_eq!(config.alpn_protocols[0], b"h2");
+        assert!(config.ignore_client_order);
+    }
+}
