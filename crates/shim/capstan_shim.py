@@ -184,7 +184,8 @@ def _encode_head(status, headers):
     if status.__class__ is not str:
         raise TypeError("the WSGI status must be a str, not %s" % type(status).__name__)
     code = status[:3]
-    if not (len(code) == 3 and code.isdigit() and code.isascii() and code[0] != "0" and status[3:4] in ("", " ")):
+    valid = len(code) == 3 and code.isdigit() and code.isascii() and code[0] != "0"
+    if not (valid and status[3:4] in ("", " ")):
         raise ValueError("the WSGI status must look like '200 OK', not %r" % (status,))
     fields = [status]
     length = None
@@ -495,12 +496,12 @@ def serve_forever(sock, app, threads):
                 else:
                     if cancelled and rid in cancelled:
                         raise ClientGone()
-                    parts = [_header(_P_START, rid, len(head)), head]
-                    started = True
                     if length is not None and len(chunk) >= length:
                         # The first chunk is the whole body: if the iterable ends here,
                         # start, body and end go out in one write.
                         more = _next_chunk(iterator)
+                        parts = [_header(_P_START, rid, len(head)), head]
+                        started = True
                         _add_body(parts, rid, chunk)
                         if not more:
                             parts.append(end)
@@ -509,6 +510,8 @@ def serve_forever(sock, app, threads):
                         _add_body(parts, rid, more)
                         send_parts(parts, len(chunk) + len(more))
                         continue
+                    parts = [_header(_P_START, rid, len(head)), head]
+                    started = True
                 _add_body(parts, rid, chunk)
                 send_parts(parts, len(chunk))
             if started:
@@ -532,7 +535,8 @@ def serve_forever(sock, app, threads):
                     try:
                         close()
                     except BaseException:
-                        _log("close() of the response to request %d raised:\n%s" % (rid, traceback.format_exc()))
+                        text = traceback.format_exc()
+                        _log("close() of the response to request %d raised:\n%s" % (rid, text))
             if body.__class__ is not BytesIO:
                 body.close()  # removes the temporary file now rather than at garbage collection
             active.discard(rid)
@@ -627,7 +631,8 @@ def serve_forever(sock, app, threads):
                 return
             frame = next_frame(False)
             if frame is None:
-                # Threads finish requests on their own; look again shortly.
+                # Threads finish requests without telling this loop: wait for the
+                # socket only briefly, then look at `active` again.
                 select.select([sock], [], [], _SHUTDOWN_POLL)
                 continue
         else:
@@ -650,7 +655,10 @@ def load_app(spec):
                 expression = default
                 break
         else:
-            raise AttributeError("module %r has neither `application` nor `app`; name it: --app %s:NAME" % (module_name, module_name))
+            raise AttributeError(
+                "module %r has neither `application` nor `app`; name it: --app %s:NAME"
+                % (module_name, module_name)
+            )
     node = ast.parse(expression.strip(), mode="eval").body
     call = None
     if isinstance(node, ast.Call):

@@ -54,13 +54,20 @@ pub(crate) fn read_capstan_toml(root: &Path, text: &str) -> Result<Partial, Conf
 pub(crate) struct Pyproject {
     /// The `[tool.capstan]` table, if there is one.
     pub capstan: Option<Partial>,
+    /// Whether there is a `[tool.capstan]` table (read or not).
+    pub has_tool_capstan: bool,
     /// `[project] dependencies`, if listed.
     pub dependencies: Option<Vec<String>>,
 }
 
 /// Reads `pyproject.toml`: `[tool.capstan]` strictly, `[project] dependencies`, and
-/// nothing else.
-pub(crate) fn read_pyproject(root: &Path, text: &str) -> Result<Pyproject, ConfigError> {
+/// nothing else. `[tool.capstan]` is only read when `read_tool_capstan` (there is no
+/// capstan.toml to take precedence).
+pub(crate) fn read_pyproject(
+    root: &Path,
+    text: &str,
+    read_tool_capstan: bool,
+) -> Result<Pyproject, ConfigError> {
     let doc = Doc {
         file: Path::new("pyproject.toml"),
         text,
@@ -72,7 +79,10 @@ pub(crate) fn read_pyproject(root: &Path, text: &str) -> Result<Pyproject, Confi
     // Other tools' tables may be anything; only look further if `tool` is a table.
     if let Some(tool) = top.get("tool").and_then(|f| f.table().ok()) {
         if let Some(capstan) = tool.get("capstan") {
-            out.capstan = Some(read_settings(root, &capstan.table()?)?);
+            out.has_tool_capstan = true;
+            if read_tool_capstan {
+                out.capstan = Some(read_settings(root, &capstan.table()?)?);
+            }
         }
     }
     if let Some(project) = top.get("project").and_then(|f| f.table().ok()) {
@@ -388,6 +398,7 @@ DEBUG = false
             ("[web]\nwsgi = \"app.py\"\n", "capstan.toml:2: bad value for `wsgi`: \"app.py\" is not a WSGI target"),
             ("[web]\nwsgi = \"a:b\"\ncommand = \"x\"\n", "capstan.toml:3: bad value for `command`: [web] sets both `wsgi` and `command`"),
             ("[web]\ncommand = \"\"\n", "capstan.toml:2: bad value for `command`: must not be empty"),
+            ("[web]\ncommand = \"a\\u0000b\"\n", "capstan.toml:2: bad value for `command`: must not contain a NUL character"),
             ("[web]\nworkers = 0\n", "capstan.toml:2: bad value for `workers`: 0 is out of range (use 1 to 1024)"),
             ("[web]\nthreads = \"4\"\n", "capstan.toml:2: bad value for `threads`: expected an integer, found a string"),
             ("[web]\ntimeout = 0\n", "capstan.toml:2: bad value for `timeout`: must be more than 0"),
@@ -412,11 +423,6 @@ DEBUG = false
             ("[processes]\ntasks = \"rq worker\"\n", "capstan.toml:2: bad value for `tasks`: expected a table, found a string"),
             ("[health]\npath = \"healthz\"\n", "capstan.toml:2: bad value for `path`: \"healthz\" is not a URL path"),
             ("[health]\nurl = \"/\"\n", "capstan.toml:2: unknown key `url` in [health]; expected one of: path"),
-            ("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "capstan.toml:2: bad value for `trusted_proxies`: \"10.0.0.0/33\" is not an IP address or network"),
-            ("[http]\nmax_body_size = \"lots\"\n", "capstan.toml:2: bad value for `max_body_size`: \"lots\" is not a size"),
-            ("[http]\nmax_body_size = true\n", "capstan.toml:2: bad value for `max_body_size`: expected a size like \"100MiB\", found a boolean"),
-            ("[http]\nhsts = \"yes\"\n", "capstan.toml:2: bad value for `hsts`: expected true or false, found a string"),
-            ("[http]\ngzip = true\n", "capstan.toml:2: unknown key `gzip` in [http]; expected one of: trusted_proxies, max_body_size, access_log, compression, hsts"),
             ("[env]\n\"MY-VAR\" = \"x\"\n", "capstan.toml:2: bad value for `MY-VAR`: \"MY-VAR\" is not a valid environment variable name"),
             ("[env]\nRATIO = 1.5\n", "capstan.toml:2: bad value for `RATIO`: expected a string, integer or boolean, found a float; put it in quotes"),
             ("[env]\nA = \"x\\u0000y\"\n", "capstan.toml:2: bad value for `A`: must not contain a NUL character"),
@@ -435,33 +441,35 @@ DEBUG = false
     fn pyproject_errors_use_pyproject_lines_and_tool_capstan_names() {
         let (_dir, root) = root();
         let text = "[project]\nname = \"x\"\n\n[tool.black]\nline-length = 100\n\n[tool.capstan.web]\nwsgi = \"a:b\"\nwrokers = 2\n";
-        let got = read_pyproject(&root, text).unwrap_err().to_string();
+        let got = read_pyproject(&root, text, true).unwrap_err().to_string();
         assert!(
             got.starts_with("pyproject.toml:9: unknown key `wrokers` in [tool.capstan.web]; expected one of: wsgi,"),
             "{got}"
         );
-        let got = read_pyproject(&root, "[tool.capstan]\nnmae = 1\n")
+        let got = read_pyproject(&root, "[tool.capstan]\nnmae = 1\n", true)
             .unwrap_err()
             .to_string();
         assert!(
             got.starts_with("pyproject.toml:2: unknown key `nmae` in [tool.capstan]; expected"),
             "{got}"
         );
-        let got = read_pyproject(&root, "[tool]\ncapstan = 1\n")
+        let got = read_pyproject(&root, "[tool]\ncapstan = 1\n", true)
             .unwrap_err()
             .to_string();
         assert_eq!(
             got,
             "pyproject.toml:2: bad value for `capstan`: expected a table, found an integer"
         );
-        let got = read_pyproject(&root, "[project]\ndependencies = [\"flask\", 3]\n")
+        let got = read_pyproject(&root, "[project]\ndependencies = [\"flask\", 3]\n", true)
             .unwrap_err()
             .to_string();
         assert_eq!(
             got,
             "pyproject.toml:2: bad value for `dependencies`: expected a string, found an integer"
         );
-        let got = read_pyproject(&root, "[project\n").unwrap_err().to_string();
+        let got = read_pyproject(&root, "[project\n", true)
+            .unwrap_err()
+            .to_string();
         assert!(got.starts_with("pyproject.toml:1: invalid TOML"), "{got}");
     }
 
@@ -469,14 +477,19 @@ DEBUG = false
     fn pyproject_outside_tool_capstan_is_not_checked() {
         let (_dir, root) = root();
         let text = "[project]\nname = \"x\"\ndependencies = [\"flask>=3\"]\nreleased = 2024-01-01\n[tool.other]\nanything = { goes = 1.5 }\n";
-        let p = read_pyproject(&root, text).unwrap();
+        let p = read_pyproject(&root, text, true).unwrap();
         assert!(p.capstan.is_none());
         assert_eq!(p.dependencies, Some(vec!["flask>=3".to_owned()]));
         let p = read_pyproject(
             &root,
             "[tool.capstan]\nname = \"x\"\n[tool.capstan.web]\nworkers = 2\n",
+            true,
         )
         .unwrap();
+        assert!(p.has_tool_capstan);
         assert_eq!(p.capstan.unwrap().workers, Some(2));
+        // When capstan.toml takes precedence, [tool.capstan] is noticed but not checked.
+        let p = read_pyproject(&root, "[tool.capstan]\nnonsense = 1\n", false).unwrap();
+        assert!(p.has_tool_capstan && p.capstan.is_none());
     }
 }

@@ -25,10 +25,16 @@ pub(crate) enum Gunicorn {
     Run(GunicornRun),
 }
 
-/// The settings read from a gunicorn command line.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// A gunicorn command line capstan can run itself.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct GunicornRun {
-    pub target: Option<WsgiTarget>,
+    pub target: WsgiTarget,
+    pub settings: Settings,
+}
+
+/// The settings read from gunicorn's options.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
     pub workers: Option<usize>,
     pub threads: Option<usize>,
     pub timeout: Option<Duration>,
@@ -90,7 +96,7 @@ fn gunicorn_args_start(words: &[&str]) -> Option<usize> {
 }
 
 fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
-    let mut run = GunicornRun::default();
+    let mut run = Settings::default();
     let mut positional: Vec<&Word> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -158,10 +164,10 @@ fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
             "its app module comes from a variable".into(),
         )),
         [target] => match WsgiTarget::parse(&target.text) {
-            Ok(t) => {
-                run.target = Some(t);
-                Ok(Gunicorn::Run(run))
-            }
+            Ok(target) => Ok(Gunicorn::Run(GunicornRun {
+                target,
+                settings: run,
+            })),
             Err(_) => Ok(Gunicorn::AsCommand(format!(
                 "capstan cannot read the app target {:?}",
                 target.text
@@ -175,7 +181,7 @@ fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
 
 /// Applies one option; `Some` ends parsing with that outcome.
 fn apply(
-    run: &mut GunicornRun,
+    run: &mut Settings,
     name: &str,
     long: &str,
     action: Action,
@@ -280,8 +286,8 @@ mod tests {
     #[test]
     fn plain_gunicorn_gives_the_target() {
         let r = run("gunicorn microblog:app");
-        assert_eq!(r.target.unwrap().to_string(), "microblog:app");
-        assert!(r.notes.is_empty());
+        assert_eq!(r.target.to_string(), "microblog:app");
+        assert!(r.settings.notes.is_empty());
     }
 
     #[test]
@@ -294,7 +300,7 @@ mod tests {
             "exec gunicorn app:app",
             ".venv/bin/gunicorn app:app",
         ] {
-            assert_eq!(run(cmd).target.unwrap().to_string(), "app:app", "{cmd}");
+            assert_eq!(run(cmd).target.to_string(), "app:app", "{cmd}");
         }
     }
 
@@ -314,42 +320,45 @@ mod tests {
     #[test]
     fn settings_in_every_spelling() {
         let r = run("gunicorn -w 4 --threads=2 -t30 --graceful-timeout 10 --chdir src -e A=1 --env=B=2 'app:create_app()'");
-        assert_eq!(r.workers, Some(4));
-        assert_eq!(r.threads, Some(2));
-        assert_eq!(r.timeout, Some(Duration::from_secs(30)));
-        assert_eq!(r.graceful_timeout, Some(Duration::from_secs(10)));
-        assert_eq!(r.chdir.as_deref(), Some("src"));
+        assert_eq!(r.settings.workers, Some(4));
+        assert_eq!(r.settings.threads, Some(2));
+        assert_eq!(r.settings.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(r.settings.graceful_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(r.settings.chdir.as_deref(), Some("src"));
         assert_eq!(
-            r.env,
+            r.settings.env,
             vec![("A".into(), "1".into()), ("B".into(), "2".into())]
         );
-        assert!(r.target.unwrap().factory);
-        assert_eq!(run("gunicorn --workers=3 app:app").workers, Some(3));
-        assert_eq!(run("gunicorn -w3 app:app").workers, Some(3));
+        assert!(r.target.factory);
+        assert_eq!(
+            run("gunicorn --workers=3 app:app").settings.workers,
+            Some(3)
+        );
+        assert_eq!(run("gunicorn -w3 app:app").settings.workers, Some(3));
     }
 
     #[test]
     fn bind_and_friends_are_ignored_with_a_note() {
         let r = run("gunicorn --bind 0.0.0.0:$PORT --log-file - --preload -k gthread app:app");
         assert_eq!(
-            r.notes,
+            r.settings.notes,
             [
                 "ignored gunicorn flag --bind: capstan listens itself",
                 "ignored gunicorn flag --log-file: capstan collects the app's output",
                 "ignored gunicorn flag --preload",
             ]
         );
-        assert_eq!(r.target.unwrap().to_string(), "app:app");
+        assert_eq!(r.target.to_string(), "app:app");
     }
 
     #[test]
     fn variable_worker_counts_are_noted_not_errors() {
         let r = run("gunicorn -w $WEB_CONCURRENCY app:app");
-        assert_eq!(r.workers, None);
+        assert_eq!(r.settings.workers, None);
         assert!(
-            r.notes[0].starts_with("ignored gunicorn flag --workers $WEB_CONCURRENCY"),
+            r.settings.notes[0].starts_with("ignored gunicorn flag --workers $WEB_CONCURRENCY"),
             "{:?}",
-            r.notes
+            r.settings.notes
         );
     }
 

@@ -37,32 +37,47 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         });
     }
 
+    let capstan_toml = read_text(&root, "capstan.toml")?;
     let Pyproject {
         capstan: tool_capstan,
+        has_tool_capstan,
         dependencies,
     } = match read_text(&root, "pyproject.toml")? {
-        Some(text) => read_pyproject(&root, &text)?,
+        Some(text) => read_pyproject(&root, &text, capstan_toml.is_none())?,
         None => Pyproject::default(),
     };
-    let (mut partial, mut source) = read_settings_file(&root, tool_capstan)?;
+    let (mut partial, source) = match read_settings_file(&root, capstan_toml, tool_capstan)? {
+        Some((partial, source)) => (partial, Some(source)),
+        None => (Partial::default(), None),
+    };
+    if has_tool_capstan && matches!(source, Some(Source::CapstanToml(_))) {
+        partial
+            .notes
+            .push("ignored [tool.capstan] in pyproject.toml: capstan.toml comes first".into());
+    }
 
-    let web = match partial.web.take() {
-        Some(web) => web,
-        None => {
+    let (web, source) = match (partial.web.take(), source) {
+        (Some(web), Some(source)) => (web, source),
+        // No file names the web app: look for it in the code.
+        (_, source) => {
             let found =
                 find_wsgi(&root)?.ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
-            match &mut source {
-                Some(_) => partial.notes.push(format!(
-                    "serving {} found in {}",
-                    found.target,
-                    relative(&root, &found.file).display()
-                )),
-                None => source = Some(Source::Detected { file: found.file }),
-            }
-            Web::Wsgi(found.target)
+            let source = match source {
+                Some(source) => {
+                    partial.notes.push(format!(
+                        "serving {} found in {}",
+                        found.target,
+                        relative(&root, &found.file).display()
+                    ));
+                    source
+                }
+                None => Source::Detected {
+                    file: found.file.clone(),
+                },
+            };
+            (Web::Wsgi(found.target), source)
         }
     };
-    let source = source.expect("a source is set once the web app is known");
 
     let static_routes = match partial.static_routes.take() {
         Some(routes) => routes,
@@ -104,30 +119,32 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
     })
 }
 
-/// The first settings file found, parsed; `(Partial::default(), None)` when there is none.
-/// `tool_capstan` is pyproject.toml's `[tool.capstan]`, already read.
+/// The first settings file found, parsed, or `None` when there is none.
+/// `capstan_toml` is that file's text and `tool_capstan` pyproject.toml's
+/// `[tool.capstan]`, both already read.
 fn read_settings_file(
     root: &Path,
+    capstan_toml: Option<String>,
     tool_capstan: Option<Partial>,
-) -> Result<(Partial, Option<Source>), ConfigError> {
-    if let Some(text) = read_text(root, "capstan.toml")? {
+) -> Result<Option<(Partial, Source)>, ConfigError> {
+    if let Some(text) = capstan_toml {
         let partial = read_capstan_toml(root, &text)?;
-        return Ok((
+        return Ok(Some((
             partial,
-            Some(Source::CapstanToml(root.join("capstan.toml"))),
-        ));
+            Source::CapstanToml(root.join("capstan.toml")),
+        )));
     }
     if let Some(partial) = tool_capstan {
-        return Ok((
+        return Ok(Some((
             partial,
-            Some(Source::Pyproject(root.join("pyproject.toml"))),
-        ));
+            Source::Pyproject(root.join("pyproject.toml")),
+        )));
     }
     if let Some(text) = read_text(root, "Procfile")? {
         let partial = read_procfile(root, &text)?;
-        return Ok((partial, Some(Source::Procfile(root.join("Procfile")))));
+        return Ok(Some((partial, Source::Procfile(root.join("Procfile")))));
     }
-    Ok((Partial::default(), None))
+    Ok(None)
 }
 
 fn default_name(root: &Path) -> Result<AppName, ConfigError> {
@@ -234,10 +251,18 @@ mod tests {
     fn capstan_toml_wins_over_pyproject_and_procfile() {
         let (_t, root) = app_dir(&[
             ("capstan.toml", "[web]\nwsgi = \"a:b\"\n"),
-            ("pyproject.toml", "[tool.capstan.web]\nwsgi = \"c:d\"\n"),
+            (
+                "pyproject.toml",
+                "[tool.capstan.web]\nwsgi = \"c:d\"\nbroken = 1\n",
+            ),
             ("Procfile", "web: gunicorn e:f\n"),
         ]);
-        assert_eq!(load(&root).unwrap().web, Web::Wsgi("a:b".parse().unwrap()));
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("a:b".parse().unwrap()));
+        assert_eq!(
+            app.notes,
+            ["ignored [tool.capstan] in pyproject.toml: capstan.toml comes first"]
+        );
     }
 
     #[test]

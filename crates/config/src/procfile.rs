@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::app::{Partial, Process, Web};
 use crate::error::ConfigError;
-use crate::gunicorn::{self, Gunicorn};
+use crate::gunicorn::{self, Gunicorn, GunicornRun};
 use crate::names::is_name;
 use crate::static_routes::resolve_dir_inside;
 
@@ -113,10 +113,10 @@ fn read_web(root: &Path, line: usize, command: &str, p: &mut Partial) -> Result<
                 command: command.to_owned(),
             });
         }
-        Gunicorn::Run(run) => {
-            let target = run
-                .target
-                .expect("gunicorn::parse sets the target of a Run");
+        Gunicorn::Run(GunicornRun {
+            target,
+            settings: run,
+        }) => {
             p.web = Some(Web::Wsgi(target));
             p.workers = run.workers;
             p.threads = run.threads;
@@ -250,6 +250,12 @@ mod tests {
         );
         let err = read("web: a:b\nworker:   \n").unwrap_err().to_string();
         assert_eq!(err, "Procfile:2: `worker` has no command after the ':'");
+    }
+
+    #[test]
+    fn nul_in_a_command_names_the_line() {
+        let err = read("web: a\nworker: b\0c\n").unwrap_err().to_string();
+        assert_eq!(err, "Procfile:2: the command contains a NUL character");
     }
 
     #[test]

@@ -133,7 +133,8 @@ fn stream_body(body: ResponseBody) -> Body {
             stream::once(async move { Err(std::io::Error::other(error.to_string())) }).boxed()
         }
     });
-    let frames = frames.map(|result| result.map(http_body::Frame::data));
+    // Fused: compression polls once more after the end.
+    let frames = frames.map(|result| result.map(http_body::Frame::data)).fuse();
     BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 

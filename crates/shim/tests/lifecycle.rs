@@ -34,12 +34,24 @@ fn hello_reports_the_pid_the_python_version_and_the_thread_count() {
 fn boot_error(setup: Setup) -> String {
     let mut w = setup.spawn();
     let frame = w.frame();
-    assert_eq!(frame.kind, Kind::BootError, "{}", String::from_utf8_lossy(&frame.payload));
+    assert_eq!(
+        frame.kind,
+        Kind::BootError,
+        "{}",
+        String::from_utf8_lossy(&frame.payload)
+    );
     assert_eq!(frame.request_id, 0);
     let traceback = String::from_utf8(frame.payload.to_vec()).unwrap();
-    assert!(traceback.starts_with("Traceback (most recent call last)"), "{traceback}");
+    assert!(
+        traceback.starts_with("Traceback (most recent call last)"),
+        "{traceback}"
+    );
     let status = w.wait_exit();
-    assert_eq!(status.code(), Some(capstan_shim::EXIT_BOOT_ERROR), "{status:?}");
+    assert_eq!(
+        status.code(),
+        Some(capstan_shim::EXIT_BOOT_ERROR),
+        "{status:?}"
+    );
     let last_line = traceback.trim_end().lines().last().unwrap().to_owned();
     assert!(w.stderr().contains(&last_line), "stderr:\n{}", w.stderr());
     traceback
@@ -47,15 +59,22 @@ fn boot_error(setup: Setup) -> String {
 
 #[test]
 fn an_import_error_in_the_app_is_a_boot_error_with_exit_status_3() {
-    let traceback = boot_error(Setup::app("broken:app").module("broken", "import no_such_module_here\n"));
+    let traceback =
+        boot_error(Setup::app("broken:app").module("broken", "import no_such_module_here\n"));
     assert!(traceback.contains("ModuleNotFoundError: No module named 'no_such_module_here'"));
-    assert!(traceback.contains("broken.py"), "the app's own frame is in it");
+    assert!(
+        traceback.contains("broken.py"),
+        "the app's own frame is in it"
+    );
 }
 
 #[test]
 fn a_missing_app_module_is_a_boot_error() {
     let traceback = boot_error(Setup::app("nowhere:app"));
-    assert!(traceback.contains("No module named 'nowhere'"), "{traceback}");
+    assert!(
+        traceback.contains("No module named 'nowhere'"),
+        "{traceback}"
+    );
 }
 
 #[test]
@@ -76,12 +95,16 @@ fn a_missing_attribute_is_a_boot_error() {
 #[test]
 fn an_app_that_is_not_callable_is_a_boot_error() {
     let traceback = boot_error(Setup::app("broken:app").module("broken", "app = 42\n"));
-    assert!(traceback.contains("TypeError: --app broken:app is a int, not a WSGI callable"), "{traceback}");
+    assert!(
+        traceback.contains("TypeError: --app broken:app is a int, not a WSGI callable"),
+        "{traceback}"
+    );
 }
 
 #[test]
 fn system_exit_during_import_is_a_boot_error() {
-    let traceback = boot_error(Setup::app("broken:app").module("broken", "import sys\nsys.exit(5)\n"));
+    let traceback =
+        boot_error(Setup::app("broken:app").module("broken", "import sys\nsys.exit(5)\n"));
     assert!(traceback.contains("SystemExit: 5"), "{traceback}");
 }
 
@@ -104,7 +127,11 @@ fn ping_is_answered_with_pong() {
 fn ping_is_answered_while_every_thread_is_busy() {
     let mut w = threaded_worker(2);
     for (id, name) in [(1, "a"), (2, "b")] {
-        w.send_request(id, &environ("GET", &format!("/wait?name={name}"), &[]), None);
+        w.send_request(
+            id,
+            &environ("GET", &format!("/wait?name={name}"), &[]),
+            None,
+        );
     }
     w.wait_for_file("started-a");
     w.wait_for_file("started-b");
@@ -140,7 +167,13 @@ fn threads_receive_interleaved_bodies_intact() {
     for (id, body) in [(1, &one), (2, &two)] {
         let length = body.len().to_string();
         let env = environ("POST", "/body", &[("CONTENT_LENGTH", length.as_bytes())]);
-        encode_request(id, RequestFlags::HAS_BODY, env.iter().map(|(k, v)| (&k[..], &v[..])), &mut out).unwrap();
+        encode_request(
+            id,
+            RequestFlags::HAS_BODY,
+            env.iter().map(|(k, v)| (&k[..], &v[..])),
+            &mut out,
+        )
+        .unwrap();
     }
     for (a, b) in one.chunks(100_000).zip(two.chunks(700_000)) {
         encode_frame(Kind::Body, 2, b, &mut out);
@@ -170,7 +203,11 @@ fn cancel_stops_the_stream(mut w: Worker) {
         }
     }
     w.wait_for_file("closed-endless");
-    assert_eq!(w.get(6, "/hello").ok_text(), "hello", "the worker serves on");
+    assert_eq!(
+        w.get(6, "/hello").ok_text(),
+        "hello",
+        "the worker serves on"
+    );
 }
 
 #[test]
@@ -188,7 +225,13 @@ fn cancel_of_a_request_whose_body_never_finished_ends_it_at_once() {
     let mut w = worker();
     let env = environ("POST", "/body", &[("CONTENT_LENGTH", b"100")]);
     let mut out = bytes::BytesMut::new();
-    encode_request(3, RequestFlags::HAS_BODY, env.iter().map(|(k, v)| (&k[..], &v[..])), &mut out).unwrap();
+    encode_request(
+        3,
+        RequestFlags::HAS_BODY,
+        env.iter().map(|(k, v)| (&k[..], &v[..])),
+        &mut out,
+    )
+    .unwrap();
     encode_frame(Kind::Body, 3, b"only part of it", &mut out);
     encode_frame(Kind::Cancel, 3, b"", &mut out);
     w.send_raw(&out);
@@ -273,7 +316,9 @@ def app(environ, start_response):
     start_response("200 OK", [])
     return [out]
 "#;
-    let setup = Setup::app("child:app").module("child", APP).module("lister", LISTER);
+    let setup = Setup::app("child:app")
+        .module("child", APP)
+        .module("lister", LISTER);
     let (mut w, _) = setup.start();
     let listing = w.get(1, "/").ok_text();
     assert!(listing.contains("pipe:"), "the listing works: {listing}");
@@ -300,7 +345,10 @@ fn sigterm_terminates() {
     )
     .unwrap();
     let status = w.wait_exit();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
 }
 
 #[test]
@@ -312,4 +360,62 @@ fn a_generator_streams_on_a_thread_too() {
     w.release("t");
     assert_eq!(&w.frame_for(1).payload[..], b"second");
     assert_eq!(w.frame_for(1).kind, ResponseEnd);
+}
+
+#[test]
+fn ping_is_answered_between_the_chunks_of_an_inline_stream() {
+    let mut w = worker();
+    w.send_request(1, &environ("GET", "/endless?name=e", &[]), None);
+    assert_eq!(w.frame_for(1).kind, ResponseStart);
+    w.send(Kind::Ping, 0, b"");
+    assert_eq!(w.pong().kind, Kind::Pong);
+    w.send(Kind::Cancel, 1, b"");
+    assert_eq!(w.response(1).kinds.last(), Some(&ResponseEnd));
+}
+
+#[test]
+fn a_request_sent_during_an_inline_stream_is_served_after_it() {
+    let mut w = worker();
+    w.send_request(1, &environ("GET", "/endless?name=first", &[]), None);
+    assert_eq!(w.frame_for(1).kind, ResponseStart);
+    w.send_request(2, &environ("GET", "/hello", &[]), None);
+    w.send(Kind::Cancel, 1, b"");
+    assert_eq!(w.response(1).kinds.last(), Some(&ResponseEnd));
+    assert_eq!(w.response(2).ok_text(), "hello");
+}
+
+#[test]
+fn shutdown_waits_for_a_request_whose_large_body_is_still_arriving() {
+    let mut w = worker();
+    let body = vec![b'b'; 1024 * 1024];
+    let length = body.len().to_string();
+    let env = environ("POST", "/body", &[("CONTENT_LENGTH", length.as_bytes())]);
+    let mut out = bytes::BytesMut::new();
+    encode_request(
+        1,
+        RequestFlags::HAS_BODY,
+        env.iter().map(|(k, v)| (&k[..], &v[..])),
+        &mut out,
+    )
+    .unwrap();
+    encode_frame(Kind::Shutdown, 0, b"", &mut out);
+    encode_frame(Kind::Body, 1, &body, &mut out);
+    encode_frame(Kind::BodyEnd, 1, b"", &mut out);
+    // Half of the body frame now, the rest a little later: the shim must wait for
+    // it while shutting down, neither spinning nor leaving.
+    let half = out.len() / 2;
+    w.send_raw(&out[..half]);
+    std::thread::sleep(Duration::from_millis(200));
+    w.send_raw(&out[half..]);
+    assert!(w.response(1).body == body);
+    assert_eq!(w.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn an_app_spec_without_a_name_uses_application_or_app() {
+    let (mut w, _) = Setup::app("testapp").start();
+    assert_eq!(w.get(1, "/hello").ok_text(), "hello");
+    let source = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'application']\napp = None\n";
+    let (mut w, _) = Setup::app("named").module("named", source).start();
+    assert_eq!(w.get(1, "/").ok_text(), "application");
 }

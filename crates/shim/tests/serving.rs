@@ -48,7 +48,11 @@ fn the_environ_passes_through_and_gets_the_pep_3333_keys() {
     let got = parse_lines(&w.response(1).ok_text());
     for (key, value) in &env {
         let key = String::from_utf8(key.clone()).unwrap();
-        assert_eq!(got.get(&key).map(String::as_bytes), Some(&value[..]), "{key}");
+        assert_eq!(
+            got.get(&key).map(String::as_bytes),
+            Some(&value[..]),
+            "{key}"
+        );
     }
     assert_eq!(got["QUERY_STRING"], "a=1&b=%20");
     assert_eq!(got["wsgi.version"], "(1, 0)");
@@ -67,11 +71,19 @@ fn the_environ_passes_through_and_gets_the_pep_3333_keys() {
 fn environ_values_are_latin_1_strings_byte_for_byte() {
     let mut w = worker();
     // PEP 3333: bytes the server cannot interpret reach the app as latin-1 code points.
-    let env = environ("GET", "/environ", &[("PATH_INFO", b"/environ"), ("HTTP_X_RAW", b"caf\xe9 \xff")]);
+    let env = environ(
+        "GET",
+        "/environ",
+        &[("PATH_INFO", b"/environ"), ("HTTP_X_RAW", b"caf\xe9 \xff")],
+    );
     w.send_request(1, &env, None);
     let body = w.response(1).body;
     // testapp encodes its answer as latin-1 again, so the bytes must come back unchanged.
-    assert!(body.windows(18).any(|line| line == b"HTTP_X_RAW=caf\xe9 \xff\n"), "{body:?}");
+    assert!(
+        body.windows(18)
+            .any(|line| line == b"HTTP_X_RAW=caf\xe9 \xff\n"),
+        "{body:?}"
+    );
 }
 
 #[test]
@@ -115,7 +127,10 @@ fn a_three_mib_body_in_several_frames_goes_to_a_temporary_file() {
     assert_eq!(response.body.len(), body.len());
     assert!(response.body == body, "the body came back changed");
     let input_type = response.header("X-Input-Type").unwrap();
-    assert_ne!(input_type, "BytesIO", "a body over 1 MiB must not stay in memory");
+    assert_ne!(
+        input_type, "BytesIO",
+        "a body over 1 MiB must not stay in memory"
+    );
 }
 
 #[test]
@@ -147,7 +162,10 @@ fn wsgi_input_iterates_by_line_in_memory_and_on_disk() {
     let line = [vec![b'x'; 99], vec![b'\n']].concat();
     let big: Vec<u8> = line.iter().copied().cycle().take(100 * 30_000).collect();
     let summary = w.post(2, "/iterate", &big, 1 << 20).ok_text();
-    assert!(summary.starts_with("30000 lines, 3000000 bytes, longest 100, "), "{summary}");
+    assert!(
+        summary.starts_with("30000 lines, 3000000 bytes, longest 100, "),
+        "{summary}"
+    );
     assert!(!summary.ends_with("BytesIO"), "{summary}");
 }
 
@@ -158,7 +176,13 @@ fn the_write_callable_sends_before_the_returned_iterable() {
     assert_eq!(response.ok_text(), "one two three");
     assert_eq!(
         response.kinds,
-        [ResponseStart, ResponseBody, ResponseBody, ResponseBody, ResponseEnd],
+        [
+            ResponseStart,
+            ResponseBody,
+            ResponseBody,
+            ResponseBody,
+            ResponseEnd
+        ],
         "empty writes send nothing"
     );
     w.wait_for_file("closed-write");
@@ -171,12 +195,18 @@ fn a_generator_streams_each_chunk_as_it_is_produced() {
     let start = w.frame_for(1);
     assert_eq!(start.kind, ResponseStart);
     let first = w.frame_for(1);
-    assert_eq!((first.kind, &first.payload[..]), (ResponseBody, &b"first"[..]));
+    assert_eq!(
+        (first.kind, &first.payload[..]),
+        (ResponseBody, &b"first"[..])
+    );
     // Only now may the app produce its second chunk: the first was not held back.
     assert!(!w.path("closed-s").exists());
     w.release("s");
     let second = w.frame_for(1);
-    assert_eq!((second.kind, &second.payload[..]), (ResponseBody, &b"second"[..]));
+    assert_eq!(
+        (second.kind, &second.payload[..]),
+        (ResponseBody, &b"second"[..])
+    );
     assert_eq!(w.frame_for(1).kind, ResponseEnd);
     w.wait_for_file("closed-s");
 }
@@ -200,9 +230,17 @@ fn an_exception_before_start_response_is_an_app_error_without_a_start() {
     let response = w.get(1, "/error-before");
     assert_eq!(response.kinds, [AppError]);
     let traceback = response.error.unwrap();
-    assert!(traceback.starts_with("Traceback (most recent call last)"), "{traceback}");
-    assert!(traceback.contains("RuntimeError: boom before start_response"), "{traceback}");
-    assert!(w.stderr().contains("RuntimeError: boom before start_response"));
+    assert!(
+        traceback.starts_with("Traceback (most recent call last)"),
+        "{traceback}"
+    );
+    assert!(
+        traceback.contains("RuntimeError: boom before start_response"),
+        "{traceback}"
+    );
+    assert!(w
+        .stderr()
+        .contains("RuntimeError: boom before start_response"));
     assert!(w.stderr().contains("GET /error-before"));
     // The worker lives on.
     assert_eq!(w.get(2, "/hello").ok_text(), "hello");
@@ -212,8 +250,15 @@ fn an_exception_before_start_response_is_an_app_error_without_a_start() {
 fn an_exception_after_start_response_but_before_any_body_sends_no_start() {
     let mut w = worker();
     let response = w.get(1, "/error-after-start-response");
-    assert_eq!(response.kinds, [AppError], "headers wait for the first body bytes");
-    assert!(response.error.unwrap().contains("boom after start_response"));
+    assert_eq!(
+        response.kinds,
+        [AppError],
+        "headers wait for the first body bytes"
+    );
+    assert!(response
+        .error
+        .unwrap()
+        .contains("boom after start_response"));
 }
 
 #[test]
@@ -222,7 +267,10 @@ fn an_exception_mid_stream_comes_after_the_start_and_the_partial_body() {
     let response = w.get(1, "/error-mid-stream?name=mid");
     assert_eq!(response.kinds, [ResponseStart, ResponseBody, AppError]);
     assert_eq!(response.body, b"partial");
-    assert!(response.error.unwrap().contains("RuntimeError: boom mid-stream"));
+    assert!(response
+        .error
+        .unwrap()
+        .contains("RuntimeError: boom mid-stream"));
     w.wait_for_file("closed-mid");
 }
 
@@ -240,7 +288,10 @@ fn start_response_with_exc_info_after_headers_reraises_and_cuts_the_response() {
     let response = w.get(1, "/exc-info-after-headers");
     assert_eq!(response.kinds, [ResponseStart, ResponseBody, AppError]);
     assert_eq!(response.status(), "200 OK");
-    assert!(response.error.unwrap().contains("ValueError: too late to handle"));
+    assert!(response
+        .error
+        .unwrap()
+        .contains("ValueError: too late to handle"));
 }
 
 #[test]
@@ -248,7 +299,10 @@ fn a_second_start_response_without_exc_info_is_an_app_error() {
     let mut w = worker();
     let response = w.get(1, "/start-response-twice");
     assert_eq!(response.kinds, [AppError]);
-    assert!(response.error.unwrap().contains("second time without exc_info"));
+    assert!(response
+        .error
+        .unwrap()
+        .contains("second time without exc_info"));
 }
 
 #[test]
@@ -256,7 +310,10 @@ fn returning_without_start_response_is_an_app_error() {
     let mut w = worker();
     let response = w.get(1, "/no-start-response");
     assert_eq!(response.kinds, [AppError]);
-    assert!(response.error.unwrap().contains("without calling start_response"));
+    assert!(response
+        .error
+        .unwrap()
+        .contains("without calling start_response"));
 }
 
 #[test]
@@ -311,7 +368,10 @@ fn a_chunk_over_16_mib_is_split_into_frames_within_the_limit() {
     let mut w = worker();
     let size = 16 * 1024 * 1024 + 1000;
     let response = w.get(1, &format!("/big?size={size}"));
-    assert_eq!(response.kinds, [ResponseStart, ResponseBody, ResponseBody, ResponseEnd]);
+    assert_eq!(
+        response.kinds,
+        [ResponseStart, ResponseBody, ResponseBody, ResponseEnd]
+    );
     assert_eq!(response.body.len(), size);
     assert!(response.body.iter().all(|&b| b == b'z'));
 }
@@ -360,27 +420,43 @@ fn file_wrapper_over_a_non_file_is_read_in_blocks() {
     let response = w.get(1, "/file-like");
     assert!(response.files.is_empty());
     assert_eq!(response.body, b"0123456789".repeat(1000));
-    let bodies = response.kinds.iter().filter(|k| **k == ResponseBody).count();
+    let bodies = response
+        .kinds
+        .iter()
+        .filter(|k| **k == ResponseBody)
+        .count();
     assert_eq!(bodies, 3, "10000 bytes in blocks of 4096");
 }
 
 #[test]
 fn a_complete_body_with_content_length_goes_out_in_one_write() {
     let (mut w, _) = Setup::app("testapp:counting_app()").start();
-    let writes = |w: &mut common::Worker, id: u32| w.get(id, "/sends").ok_text().parse::<u32>().unwrap();
+    let writes =
+        |w: &mut common::Worker, id: u32| w.get(id, "/sends").ok_text().parse::<u32>().unwrap();
 
     let response = w.get(1, "/content-length?name=cl");
     assert_eq!(response.kinds, [ResponseStart, ResponseBody, ResponseEnd]);
-    assert_eq!(writes(&mut w, 2), 1, "a generator whose first chunk is the whole Content-Length");
+    assert_eq!(
+        writes(&mut w, 2),
+        1,
+        "a generator whose first chunk is the whole Content-Length"
+    );
 
     assert_eq!(w.get(3, "/hello").ok_text(), "hello");
     assert_eq!(writes(&mut w, 4), 1, "a list");
 
-    assert_eq!(w.get(5, "/empty?name=e").kinds, [ResponseStart, ResponseEnd]);
+    assert_eq!(
+        w.get(5, "/empty?name=e").kinds,
+        [ResponseStart, ResponseEnd]
+    );
     assert_eq!(writes(&mut w, 6), 1, "an empty iterable");
 
     assert_eq!(w.get(7, "/stream-three").ok_text(), "abc");
-    assert_eq!(writes(&mut w, 8), 4, "a stream without Content-Length: start+a, b, c, end");
+    assert_eq!(
+        writes(&mut w, 8),
+        4,
+        "a stream without Content-Length: start+a, b, c, end"
+    );
 }
 
 #[test]

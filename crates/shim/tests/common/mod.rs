@@ -75,8 +75,11 @@ impl Setup {
         let log = File::create(dir.path().join("stderr.log")).expect("stderr log");
         let (sock, child_end) = UnixStream::pair().expect("socketpair");
         let child = {
-            let _inheritable = SPAWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            fcntl(child_end.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty())).expect("clear FD_CLOEXEC");
+            let _inheritable = SPAWN
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            fcntl(child_end.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+                .expect("clear FD_CLOEXEC");
             let child = Command::new(python())
                 .arg(&shim)
                 .args(["--fd", &child_end.as_raw_fd().to_string()])
@@ -166,7 +169,12 @@ impl Response {
     /// Asserts a plain successful response and returns its body as text.
     pub fn ok_text(&self) -> String {
         assert_eq!(self.error, None, "unexpected APP_ERROR");
-        assert_eq!(self.kinds.last(), Some(&Kind::ResponseEnd), "{:?}", self.kinds);
+        assert_eq!(
+            self.kinds.last(),
+            Some(&Kind::ResponseEnd),
+            "{:?}",
+            self.kinds
+        );
         self.text()
     }
 }
@@ -238,14 +246,25 @@ impl Worker {
     }
 
     /// Sends a REQUEST; with `body`, BODY frames of at most `chunk` bytes and a BODY_END follow.
-    pub fn send_request(&mut self, id: u32, env: &[(Vec<u8>, Vec<u8>)], body: Option<(&[u8], usize)>) {
+    pub fn send_request(
+        &mut self,
+        id: u32,
+        env: &[(Vec<u8>, Vec<u8>)],
+        body: Option<(&[u8], usize)>,
+    ) {
         let mut out = BytesMut::new();
         let flags = if body.is_some() {
             RequestFlags::HAS_BODY
         } else {
             RequestFlags::NONE
         };
-        encode_request(id, flags, env.iter().map(|(k, v)| (&k[..], &v[..])), &mut out).expect("encode");
+        encode_request(
+            id,
+            flags,
+            env.iter().map(|(k, v)| (&k[..], &v[..])),
+            &mut out,
+        )
+        .expect("encode");
         if let Some((body, chunk)) = body {
             for piece in body.chunks(chunk) {
                 encode_frame(Kind::Body, id, piece, &mut out);
@@ -290,13 +309,19 @@ impl Worker {
 
     /// The next frame of request `id` (others are kept for later).
     pub fn frame_for(&mut self, id: u32) -> Frame {
-        if let Some(at) = self.stash.iter().position(|f| f.request_id == id && f.kind != Kind::Pong) {
+        if let Some(at) = self
+            .stash
+            .iter()
+            .position(|f| f.request_id == id && f.kind != Kind::Pong)
+        {
             return self.stash.remove(at).expect("present");
         }
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match self.read_frame(deadline) {
-                Read::Frame(frame) if frame.request_id == id && frame.kind != Kind::Pong => return frame,
+                Read::Frame(frame) if frame.request_id == id && frame.kind != Kind::Pong => {
+                    return frame
+                }
                 Read::Frame(other) => self.stash.push_back(other),
                 Read::Eof => panic!("the shim closed its socket\nstderr:\n{}", self.stderr()),
                 Read::TimedOut => panic!(
@@ -329,7 +354,10 @@ impl Worker {
         loop {
             let frame = self.frame_for(id);
             self.add(&mut response, frame);
-            if matches!(response.kinds.last(), Some(Kind::ResponseEnd | Kind::AppError)) {
+            if matches!(
+                response.kinds.last(),
+                Some(Kind::ResponseEnd | Kind::AppError)
+            ) {
                 return response;
             }
         }
@@ -340,12 +368,17 @@ impl Worker {
         response.kinds.push(frame.kind);
         match frame.kind {
             Kind::ResponseStart => {
-                let text = String::from_utf8(frame.payload.to_vec()).expect("latin-1 test headers are ASCII");
+                let text = String::from_utf8(frame.payload.to_vec())
+                    .expect("latin-1 test headers are ASCII");
                 let mut fields = text.split('\0').map(str::to_owned);
                 response.status_line = fields.next();
                 let rest: Vec<String> = fields.collect();
-                assert!(rest.len() % 2 == 0, "a header name without a value: {text:?}");
-                response.headers = rest.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+                let pairs = rest.chunks_exact(2);
+                assert!(
+                    pairs.remainder().is_empty(),
+                    "a header name without a value: {text:?}"
+                );
+                response.headers = pairs.map(|p| (p[0].clone(), p[1].clone())).collect();
             }
             Kind::ResponseBody => response.body.extend_from_slice(&frame.payload),
             Kind::ResponseFile => {
@@ -356,7 +389,9 @@ impl Worker {
                     .expect("a descriptor arrived with RESPONSE_FILE");
                 response.files.push((file, fd));
             }
-            Kind::AppError => response.error = Some(String::from_utf8_lossy(&frame.payload).into_owned()),
+            Kind::AppError => {
+                response.error = Some(String::from_utf8_lossy(&frame.payload).into_owned())
+            }
             Kind::ResponseEnd => {}
             other => panic!("unexpected {other:?} in a response"),
         }
@@ -367,9 +402,15 @@ impl Worker {
             match decode(&mut self.buf) {
                 Ok(Some(frame)) => return Read::Frame(frame),
                 Ok(None) => {}
-                Err(err) => panic!("the shim sent a bad frame: {err}\nstderr:\n{}", self.stderr()),
+                Err(err) => panic!(
+                    "the shim sent a bad frame: {err}\nstderr:\n{}",
+                    self.stderr()
+                ),
             }
-            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
                 return Read::TimedOut;
             };
             match self.recv(left) {
@@ -388,7 +429,12 @@ impl Worker {
         sock.set_read_timeout(Some(timeout)).expect("SO_RCVTIMEO");
         let mut space = nix::cmsg_space!([RawFd; 8]);
         let mut iov = [IoSliceMut::new(&mut self.scratch)];
-        let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
         let n = msg.bytes;
         for cmsg in msg.cmsgs().expect("control messages") {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {

@@ -1,0 +1,12 @@
+//! Integration tests: the real `capstan` binary, real CPython workers in a
+//! real venv (Flask from the package registry, built once per run), real
+//! HTTP/1.1, HTTP/2 and TLS clients, on loopback.
+
+mod fixture;
+
+mod apps;
+mod edge;
+mod errors;
+mod serving;
+mod supervision;
+mod wsgi;
