@@ -1,6 +1,10 @@
 //! The in-memory cache: small files' bytes and prebuilt headers, plus the resolved,
 //! checked paths of big ones. An entry is trusted only after one `stat` shows the
-//! file is the one it was built from.
+//! file it is about to answer from is the one it was built from.
+//!
+//! Only the representation being served is checked, so a precompressed sibling
+//! added after an entry was built is picked up when the entry is next rebuilt: when
+//! the file or a sibling changes, or the entry is evicted. Deploys replace both.
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -204,6 +208,9 @@ impl Cache {
     /// Stores `entry`, evicting others if needed. An entry bigger than the whole
     /// cache is not stored.
     pub(super) fn insert(&self, route: usize, key: &str, entry: Arc<Entry>) {
+        // SECURITY: keys come from requests, but only paths that passed every check and
+        // name an existing file get here, and the limits bound memory whatever clients
+        // ask for. Keys are decoded paths, so escaping tricks cannot duplicate entries.
         let limits = self.limits;
         if entry.weight > limits.max_total || limits.max_entries == 0 {
             return;

@@ -153,6 +153,9 @@ impl StaticFiles {
 
     /// The index (into `routes`, also the cache's route number) and route serving `path`.
     pub(super) fn route_for(&self, path: &str) -> Option<(usize, &Route)> {
+        // SECURITY: matched against the raw path. A client spelling the prefix with
+        // escapes (`/st%61tic/x`) does not match and goes to the app, which sees the
+        // same raw path; the prefix can never be decoded into existence.
         self.routes
             .iter()
             .enumerate()
