@@ -224,63 +224,70 @@ class _Reader(object):
 
     Only the main thread reads. End of file means the runtime is gone."""
 
-    __slots__ = ("sock", "buf", "pos")
+    __slots__ = ("sock", "store", "view", "start", "end")
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
-        self.pos = 0
+        # One buffer for the worker's life: recv_into it allocates nothing, where
+        # recv(256 KiB) would mmap and munmap a fresh buffer for every request.
+        self.store = bytearray(_RECV_SIZE)
+        self.view = memoryview(self.store)
+        self.start = 0  # the first byte not consumed yet
+        self.end = 0  # the end of the bytes received
 
     def next(self, block=True):
         """The next (kind, request id, payload); None if `block` is false and no whole frame is here."""
-        buf = self.buf
-        pos = self.pos
-        if len(buf) - pos >= 12:
-            magic, kind, rid, size = _unpack_header(buf, pos)
-            end = pos + 12 + size
-            if end <= len(buf) and magic == _MAGIC:
-                self.pos = end
-                return kind, rid, buf[pos + 12 : end]
+        start = self.start
+        if self.end - start >= 12:
+            store = self.store
+            magic, kind, rid, size = _unpack_header(store, start)
+            stop = start + 12 + size
+            if stop <= self.end and magic == _MAGIC:
+                self.start = stop
+                return kind, rid, store[start + 12 : stop]
         return self._more(block)
 
     def _more(self, block):
-        recv = self.sock.recv
+        store = self.store
         while True:
-            buf = self.buf
-            pos = self.pos
-            have = len(buf) - pos
+            start = self.start
+            have = self.end - start
             if have >= 12:
-                magic, kind, rid, size = _unpack_header(buf, pos)
+                magic, kind, rid, size = _unpack_header(store, start)
                 # SECURITY: the header is checked before its length is trusted.
                 if magic != _MAGIC:
-                    _protocol_error("bad frame header %r" % (buf[pos : pos + 12],))
+                    _protocol_error("bad frame header %r" % (bytes(store[start : start + 12]),))
                 if size > MAX_PAYLOAD:
                     _protocol_error("frame payload of %d bytes is over the limit" % size)
                 if have >= 12 + size:
-                    self.pos = pos + 12 + size
-                    return kind, rid, buf[pos + 12 : pos + 12 + size]
+                    self.start = start + 12 + size
+                    return kind, rid, store[start + 12 : self.start]
                 if 12 + size > _RECV_SIZE:
                     # Not while streaming: that would block a response until the frame is whole.
                     return self._big(kind, rid, size) if block else None
+            if start:
+                # Move a partial frame to the front so the rest of it fits behind.
+                if have:
+                    store[:have] = store[start : self.end]
+                self.start = 0
+                self.end = have
             try:
-                data = recv(_RECV_SIZE) if block else recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+                received = self.sock.recv_into(self.view[have:], 0, 0 if block else socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return None
             except OSError:
-                data = b""
-            if not data:
+                received = 0
+            if not received:
                 _runtime_gone()
-            self.buf = buf[pos:] + data if have else data
-            self.pos = 0
+            self.end = have + received
 
     def _big(self, kind, rid, size):
         # A frame bigger than the buffer (a large BODY chunk) is read into its own
         # bytes; MSG_WAITALL lets the kernel fill it in a few calls.
-        start = self.pos + 12
-        parts = [self.buf[start:]]
+        start = self.start + 12
+        parts = [bytes(self.view[start : self.end])]
         need = size - len(parts[0])
-        self.buf = b""
-        self.pos = 0
+        self.start = self.end = 0
         recv = self.sock.recv
         while need:
             try:
@@ -633,8 +640,9 @@ def serve_forever(sock, app, threads):
             if frame is None:
                 # Threads finish requests without telling this loop: wait for the
                 # socket only briefly, then look at `active` again.
-                select.select([sock], [], [], _SHUTDOWN_POLL)
-                continue
+                if not select.select([sock], [], [], _SHUTDOWN_POLL)[0]:
+                    continue
+                frame = next_frame()  # bytes are arriving: read the frame whole
         else:
             frame = next_frame()
         handle(*frame)

@@ -51,8 +51,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let (backend, worker_count) = match &app.web {
         Web::Wsgi(target) => {
-            let shim = capstan_shim::write_to(&state)
-                .with_context(|| format!("could not write the worker shim into {}", state.display()))?;
+            let shim = capstan_shim::write_to(&state).with_context(|| {
+                format!("could not write the worker shim into {}", state.display())
+            })?;
             let mut spec = PoolSpec::new(
                 app.name.as_str(),
                 venv.python.clone(),
@@ -86,7 +87,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 web.stop().await;
                 return Err(error);
             }
-            (Backend::Proxy(Proxy::new(port), web), 1)
+            (Backend::Proxy(Box::new(Proxy::new(port)), web), 1)
         }
     };
     let _ = worker_count;
@@ -117,7 +118,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         backend,
         trusted_proxies: app.http.trusted_proxies.clone(),
         max_body_size: app.http.max_body_size,
-        https_port: args.tls_listen.map(|addr| addr.port()),
+        https_port: args
+            .tls_listen
+            .filter(|_| app.http.https_redirect)
+            .map(|addr| addr.port()),
         // HSTS with a self-signed certificate would lock browsers out; it waits
         // for a real certificate.
         hsts: false,
@@ -151,27 +155,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    capstan_edge::bind(addr).await.map_err(|error| match error.kind() {
-        std::io::ErrorKind::AddrInUse => anyhow!(
-            "{addr} is already in use: another capstan or web server is listening there. \
+    capstan_edge::bind(addr)
+        .await
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow!(
+                "{addr} is already in use: another capstan or web server is listening there. \
              Stop it, or pick a free port with {flag} {}:{}.",
-            addr.ip(),
-            addr.port().wrapping_add(1)
-        ),
-        std::io::ErrorKind::PermissionDenied => anyhow!(
-            "not allowed to listen on {addr}: ports below 1024 need root. \
+                addr.ip(),
+                addr.port().wrapping_add(1)
+            ),
+            std::io::ErrorKind::PermissionDenied => anyhow!(
+                "not allowed to listen on {addr}: ports below 1024 need root. \
              Use a port above 1024 with {flag}, or run capstan as root."
-        ),
-        std::io::ErrorKind::AddrNotAvailable => anyhow!(
-            "cannot listen on {addr}: this machine has no such address. \
+            ),
+            std::io::ErrorKind::AddrNotAvailable => anyhow!(
+                "cannot listen on {addr}: this machine has no such address. \
              Use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface) with {flag}."
-        ),
-        _ => anyhow!("cannot listen on {addr}: {error}"),
-    })
+            ),
+            _ => anyhow!("cannot listen on {addr}: {error}"),
+        })
 }
 
 fn certificate_names(app: &App, addr: SocketAddr) -> Vec<String> {
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
         names.push(addr.ip().to_string());
     }
@@ -220,11 +230,8 @@ async fn python_env(app: &App, args: &RunArgs, state: &Path) -> anyhow::Result<c
 
 /// What every process of the app sees: its env settings, with the venv first on PATH.
 fn app_env(app: &App, venv: &capstan_venv::Venv) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = app
-        .env
-        .iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .collect();
+    let mut env: Vec<(OsString, OsString)> =
+        app.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
     let bin = venv.dir.join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin];
@@ -280,4 +287,3 @@ async fn shutdown_signal() {
         std::process::exit(130);
     });
 }
-

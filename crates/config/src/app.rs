@@ -129,6 +129,8 @@ pub struct HttpSettings {
     pub compression: bool,
     /// Send `Strict-Transport-Security` on HTTPS responses (default true).
     pub hsts: bool,
+    /// With an HTTPS listener, redirect plain HTTP to it (default true).
+    pub https_redirect: bool,
 }
 
 impl Default for HttpSettings {
@@ -139,6 +141,7 @@ impl Default for HttpSettings {
             access_log: true,
             compression: true,
             hsts: true,
+            https_redirect: true,
         }
     }
 }

@@ -12,6 +12,7 @@ const HTTP_KEYS: &[&str] = &[
     "access_log",
     "compression",
     "hsts",
+    "https_redirect",
 ];
 
 /// Reads `[http]`; absent keys keep their defaults.
@@ -31,6 +32,7 @@ pub(crate) fn read_http(table: &Table<'_>) -> Result<HttpSettings, ConfigError> 
             "access_log" => http.access_log = f.bool()?,
             "compression" => http.compression = f.bool()?,
             "hsts" => http.hsts = f.bool()?,
+            "https_redirect" => http.https_redirect = f.bool()?,
             _ => unreachable!(),
         }
     }
@@ -69,7 +71,12 @@ mod tests {
     fn absent_keys_keep_their_defaults() {
         assert_eq!(read("[http]\n").unwrap(), HttpSettings::default());
         let http = read("[http]\nhsts = false\nmax_body_size = 1024\n").unwrap();
-        assert!(!http.hsts && http.compression && http.access_log);
+        assert!(!http.hsts && http.compression && http.access_log && http.https_redirect);
+        assert!(
+            !read("[http]\nhttps_redirect = false\n")
+                .unwrap()
+                .https_redirect
+        );
         assert_eq!(http.max_body_size, 1024);
     }
 

@@ -9,10 +9,14 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A body that is already complete in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body with no bytes (HEAD, 204, 304).
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }

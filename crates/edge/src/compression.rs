@@ -23,7 +23,10 @@ fn compressible(status: StatusCode, _version: Version, headers: &HeaderMap) -> b
     if status == StatusCode::PARTIAL_CONTENT || headers.contains_key(header::CONTENT_RANGE) {
         return false;
     }
-    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let essence = content_type
@@ -59,7 +62,11 @@ mod tests {
     fn check(status: u16, content_type: &str) -> bool {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
-        compressible(StatusCode::from_u16(status).unwrap(), Version::HTTP_11, &headers)
+        compressible(
+            StatusCode::from_u16(status).unwrap(),
+            Version::HTTP_11,
+            &headers,
+        )
     }
 
     #[test]

@@ -42,9 +42,7 @@ pub fn encode(
     let path = uri.path();
     let path_info: Vec<u8> = percent_decode(path.as_bytes()).collect();
     let query = uri.query().unwrap_or("");
-    let raw_uri = uri
-        .path_and_query()
-        .map_or(path, |pq| pq.as_str());
+    let raw_uri = uri.path_and_query().map_or(path, |pq| pq.as_str());
     let host = parts
         .headers
         .get(header::HOST)
@@ -171,7 +169,11 @@ fn split_host(host: Option<&str>, conn: &Connection) -> (String, String) {
         // [v6]:port
         if let Some((ip, tail)) = rest.split_once(']') {
             let port = tail.strip_prefix(':').unwrap_or("");
-            let port = if port.is_empty() { default_port } else { port.to_owned() };
+            let port = if port.is_empty() {
+                default_port
+            } else {
+                port.to_owned()
+            };
             return (ip.to_owned(), port);
         }
     }
@@ -179,7 +181,10 @@ fn split_host(host: Option<&str>, conn: &Connection) -> (String, String) {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !port.is_empty() => {
             (name.to_owned(), port.to_owned())
         }
-        _ => (host.to_owned(), if conn.tls { "443".into() } else { default_port }),
+        _ => (
+            host.to_owned(),
+            if conn.tls { "443".into() } else { default_port },
+        ),
     }
 }
 
@@ -257,7 +262,12 @@ mod tests {
         assert_eq!(get(&env, "HTTP_X_FORWARDED_FOR"), Some("127.0.0.1"));
         assert_eq!(get(&env, "HTTP_X_REAL_IP"), Some("127.0.0.1"));
         assert_eq!(get(&env, "REMOTE_ADDR"), Some("127.0.0.1"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "HTTP_X_FORWARDED_FOR").count(), 1);
+        assert_eq!(
+            env.iter()
+                .filter(|(k, _)| k == "HTTP_X_FORWARDED_FOR")
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -60,8 +60,13 @@ pub fn resolve(peer: SocketAddr, tls: bool, headers: &HeaderMap, trusted: &[IpNe
     let scheme = match headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.rsplit(',').next().unwrap_or("").trim().to_ascii_lowercase())
-    {
+        .map(|v| {
+            v.rsplit(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        }) {
         Some(proto) if proto == "https" => "https",
         Some(proto) if proto == "http" => "http",
         _ => own_scheme,
@@ -120,8 +125,16 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_cannot_spoof_its_address_or_scheme() {
-        let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
-        let client = resolve("9.9.9.9:5000".parse().unwrap(), false, &h, &nets(&["10.0.0.0/8"]));
+        let h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let client = resolve(
+            "9.9.9.9:5000".parse().unwrap(),
+            false,
+            &h,
+            &nets(&["10.0.0.0/8"]),
+        );
         assert_eq!(client.ip.to_string(), "9.9.9.9");
         assert_eq!(client.port, 5000);
         assert_eq!(client.scheme, "http");
@@ -135,7 +148,12 @@ mod tests {
             ("x-forwarded-for", "10.0.0.7"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = resolve("10.0.0.1:4000".parse().unwrap(), false, &h, &nets(&["10.0.0.0/8"]));
+        let client = resolve(
+            "10.0.0.1:4000".parse().unwrap(),
+            false,
+            &h,
+            &nets(&["10.0.0.0/8"]),
+        );
         assert_eq!(client.ip.to_string(), "1.2.3.4");
         assert_eq!(client.scheme, "https");
         assert_eq!(client.forwarded_for, "6.6.6.6, 1.2.3.4, 10.0.0.7, 10.0.0.1");
@@ -143,21 +161,36 @@ mod tests {
 
     #[test]
     fn a_trusted_proxy_without_headers_is_the_client_itself() {
-        let client = resolve("[::1]:80".parse().unwrap(), true, &HeaderMap::new(), &nets(&["::1/128"]));
+        let client = resolve(
+            "[::1]:80".parse().unwrap(),
+            true,
+            &HeaderMap::new(),
+            &nets(&["::1/128"]),
+        );
         assert_eq!(client.ip.to_string(), "::1");
         assert_eq!(client.scheme, "https");
     }
 
     #[test]
     fn ipv4_mapped_peers_are_shown_as_ipv4() {
-        let client = resolve("[::ffff:127.0.0.1]:80".parse().unwrap(), false, &HeaderMap::new(), &[]);
+        let client = resolve(
+            "[::ffff:127.0.0.1]:80".parse().unwrap(),
+            false,
+            &HeaderMap::new(),
+            &[],
+        );
         assert_eq!(client.ip.to_string(), "127.0.0.1");
     }
 
     #[test]
     fn garbage_in_the_chain_stops_the_walk() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4, not-an-ip")]);
-        let client = resolve("10.0.0.1:1".parse().unwrap(), false, &h, &nets(&["10.0.0.0/8"]));
+        let client = resolve(
+            "10.0.0.1:1".parse().unwrap(),
+            false,
+            &h,
+            &nets(&["10.0.0.0/8"]),
+        );
         assert_eq!(client.ip.to_string(), "10.0.0.1");
     }
 }

@@ -40,11 +40,12 @@ impl Proxy {
         let Ok(uri) = format!("http://127.0.0.1:{}{}", self.port, path).parse::<Uri>() else {
             return error_response(StatusCode::BAD_REQUEST, "Bad request target.");
         };
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let mut request = Request::builder()
             .method(parts.method)
             .uri(uri)
@@ -55,8 +56,15 @@ impl Proxy {
             // SECURITY: forwarding headers from the client are replaced, not passed on.
             if matches!(
                 name.as_str(),
-                "x-forwarded-for" | "x-forwarded-proto" | "x-real-ip" | "connection" | "keep-alive"
-                    | "proxy-connection" | "te" | "transfer-encoding" | "upgrade"
+                "x-forwarded-for"
+                    | "x-forwarded-proto"
+                    | "x-real-ip"
+                    | "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "te"
+                    | "transfer-encoding"
+                    | "upgrade"
             ) {
                 continue;
             }
@@ -76,20 +84,21 @@ impl Proxy {
         match self.client.request(request).await {
             Ok(response) => {
                 let (mut parts, incoming) = response.into_parts();
-                for hop in ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"] {
+                for hop in [
+                    "connection",
+                    "keep-alive",
+                    "transfer-encoding",
+                    "upgrade",
+                    "proxy-connection",
+                ] {
                     parts.headers.remove(hop);
                 }
-                let body = incoming
-                    .map_err(std::io::Error::other)
-                    .boxed_unsync();
+                let body = incoming.map_err(std::io::Error::other).boxed_unsync();
                 Response::from_parts(parts, body)
             }
             Err(error) => {
                 tracing::warn!(port = self.port, %error, "the app's web process did not answer");
-                error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "The application is not answering.",
-                )
+                error_response(StatusCode::BAD_GATEWAY, "The application is not answering.")
             }
         }
     }

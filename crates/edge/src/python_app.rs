@@ -31,7 +31,10 @@ pub async fn handle(
     let frame = match environ::encode(parts, request_body.len(), client, conn) {
         Ok(frame) => frame,
         Err(environ::EnvironError::Nul) => {
-            return error_response(StatusCode::BAD_REQUEST, "A NUL byte is not allowed in a request.")
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "A NUL byte is not allowed in a request.",
+            )
         }
     };
     let outcome = pool
@@ -64,7 +67,10 @@ fn call_error_response(error: CallError, parts: &http::request::Parts) -> Respon
         ),
         CallError::BadResponse(reason) => {
             tracing::error!(method = %parts.method, path = parts.uri.path(), %reason, "invalid response from the app");
-            (StatusCode::BAD_GATEWAY, "The application sent an invalid response.")
+            (
+                StatusCode::BAD_GATEWAY,
+                "The application sent an invalid response.",
+            )
         }
         CallError::Timeout(_) => (
             StatusCode::GATEWAY_TIMEOUT,
@@ -85,7 +91,10 @@ fn call_error_response(error: CallError, parts: &http::request::Parts) -> Respon
 fn into_response(response: WorkerResponse) -> Response<Body> {
     let WorkerResponse { start, body } = response;
     let Ok(status) = StatusCode::from_u16(start.status) else {
-        return error_response(StatusCode::BAD_GATEWAY, "The application sent an invalid status.");
+        return error_response(
+            StatusCode::BAD_GATEWAY,
+            "The application sent an invalid status.",
+        );
     };
     let mut builder = Response::builder().status(status);
     let headers = builder.headers_mut().expect("a fresh builder has headers");
@@ -115,7 +124,13 @@ fn into_response(response: WorkerResponse) -> Response<Body> {
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection" | "te" | "trailer"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
     )
 }
 
@@ -134,7 +149,9 @@ fn stream_body(body: ResponseBody) -> Body {
         }
     });
     // Fused: compression polls once more after the end.
-    let frames = frames.map(|result| result.map(http_body::Frame::data)).fuse();
+    let frames = frames
+        .map(|result| result.map(http_body::Frame::data))
+        .fuse();
     BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
@@ -153,4 +170,3 @@ fn file_stream(
         Err(error) => stream::once(async move { Err(error) }).boxed(),
     })
 }
-

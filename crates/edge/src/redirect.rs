@@ -23,10 +23,7 @@ pub fn to_https<B>(request: &Request<B>, port: u16) -> Response<Body> {
     } else {
         format!("{name}:{port}")
     };
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("https://{authority}{target}");
     // SECURITY: the Host header is client input; only a valid header value goes out.
     let Ok(location) = HeaderValue::from_str(&location) else {
@@ -45,7 +42,9 @@ pub fn to_https<B>(request: &Request<B>, port: u16) -> Response<Body> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(v6, _)| &host[..v6.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(v6, _)| &host[..v6.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
@@ -56,11 +55,20 @@ mod tests {
 
     #[test]
     fn get_is_moved_permanently_and_post_keeps_its_method() {
-        let get = Request::get("/a?b=1").header("host", "example.com:8080").body(()).unwrap();
+        let get = Request::get("/a?b=1")
+            .header("host", "example.com:8080")
+            .body(())
+            .unwrap();
         let response = to_https(&get, 8443);
         assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
-        assert_eq!(response.headers()["location"], "https://example.com:8443/a?b=1");
-        let post = Request::post("/form").header("host", "example.com").body(()).unwrap();
+        assert_eq!(
+            response.headers()["location"],
+            "https://example.com:8443/a?b=1"
+        );
+        let post = Request::post("/form")
+            .header("host", "example.com")
+            .body(())
+            .unwrap();
         let response = to_https(&post, 443);
         assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(response.headers()["location"], "https://example.com/form");
@@ -68,7 +76,13 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_keep_their_brackets() {
-        let get = Request::get("/").header("host", "[::1]:8000").body(()).unwrap();
-        assert_eq!(to_https(&get, 8443).headers()["location"], "https://[::1]:8443/");
+        let get = Request::get("/")
+            .header("host", "[::1]:8000")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            to_https(&get, 8443).headers()["location"],
+            "https://[::1]:8443/"
+        );
     }
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{header, Request};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 
@@ -58,12 +58,18 @@ pub async fn serve(
     let graceful = Arc::new(GracefulShutdown::new());
     let mut accept_loops = tokio::task::JoinSet::new();
     for listener in listeners {
-        accept_loops.spawn(accept_loop(listener, Arc::clone(&site), options, Arc::clone(&graceful)));
+        accept_loops.spawn(accept_loop(
+            listener,
+            Arc::clone(&site),
+            options,
+            Arc::clone(&graceful),
+        ));
     }
     shutdown.await;
     accept_loops.abort_all();
     while accept_loops.join_next().await.is_some() {}
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops are gone"));
+    let graceful =
+        Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops are gone"));
     if tokio::time::timeout(options.graceful_timeout, graceful.shutdown())
         .await
         .is_err()
@@ -90,7 +96,11 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let local = local.unwrap_or_else(|| stream.local_addr().expect("a connected socket has an address"));
+        let local = local.unwrap_or_else(|| {
+            stream
+                .local_addr()
+                .expect("a connected socket has an address")
+        });
         let conn = Connection {
             local,
             peer,
@@ -162,7 +172,10 @@ async fn serve_connection<S>(
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true)
         .pipeline_flush(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(250);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(250);
     let builder = match h2 {
         Some(true) => builder.http2_only(),
         Some(false) => builder.http1_only(),
@@ -184,10 +197,7 @@ fn entry_for(request: &Request<Incoming>, conn: &Connection) -> Entry {
             .unwrap_or("-")
             .to_owned()
     };
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     Entry {
         client: client_ip(conn.peer),
         request_line: format!("{} {} {:?}", request.method(), target, request.version()),
@@ -219,4 +229,3 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(2048)
 }
-

@@ -22,7 +22,7 @@ pub enum Backend {
     /// The built-in Python runtime.
     Python(Pool),
     /// A command listening on a local port, and its supervision.
-    Proxy(Proxy, capstan_runtime::Supervised),
+    Proxy(Box<Proxy>, capstan_runtime::Supervised),
 }
 
 /// One app as the edge serves it.
@@ -43,13 +43,19 @@ pub struct Site {
 
 impl Site {
     /// Answers one request.
-    pub async fn handle<B>(self: &Arc<Self>, request: Request<B>, conn: Connection) -> Response<Body>
+    pub async fn handle<B>(
+        self: &Arc<Self>,
+        request: Request<B>,
+        conn: Connection,
+    ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         // 0. HTTP/1.1 requires a Host header (RFC 9112, 3.2).
-        if request.version() == http::Version::HTTP_11 && !request.headers().contains_key(header::HOST) {
+        if request.version() == http::Version::HTTP_11
+            && !request.headers().contains_key(header::HOST)
+        {
             return error_response(StatusCode::BAD_REQUEST, "A Host header is required.");
         }
         // 1. Plain HTTP goes to HTTPS when TLS is on.
@@ -129,4 +135,3 @@ impl Site {
         response
     }
 }
-

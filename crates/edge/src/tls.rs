@@ -33,7 +33,9 @@ pub enum TlsError {
     #[error("could not generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
     /// A stored certificate or key could not be used.
-    #[error("the certificate in {path} cannot be used: {reason}; delete it and capstan makes a new one")]
+    #[error(
+        "the certificate in {path} cannot be used: {reason}; delete it and capstan makes a new one"
+    )]
     Unusable {
         /// The file.
         path: PathBuf,
@@ -180,7 +182,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let first = self_signed(dir.path(), &names).unwrap();
-        let mode = fs::metadata(dir.path().join("self-signed.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("self-signed.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = self_signed(dir.path(), &names).unwrap();
         assert_eq!(first.cert, second.cert, "reused, not regenerated");

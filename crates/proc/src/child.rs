@@ -195,10 +195,7 @@ mod tests {
     async fn terminate_stops_the_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("grandchild.pid");
-        let script = format!(
-            "sleep 300 & echo $! > {}; wait",
-            pidfile.to_str().unwrap()
-        );
+        let script = format!("sleep 300 & echo $! > {}; wait", pidfile.to_str().unwrap());
         let mut child = Child::spawn(sh(&script)).unwrap();
         let grandchild = loop {
             if let Ok(text) = std::fs::read_to_string(&pidfile) {
@@ -253,6 +250,9 @@ mod tests {
             inherit: None,
         };
         let error = Child::spawn(spec).unwrap_err().to_string();
-        assert!(error.contains("web") && error.contains("/nonexistent/python"), "{error}");
+        assert!(
+            error.contains("web") && error.contains("/nonexistent/python"),
+            "{error}"
+        );
     }
 }

@@ -10,6 +10,6 @@ mod exit;
 mod output;
 mod socket;
 
-pub use child::{Child, Spec, SpawnError, INHERITED_FD};
+pub use child::{Child, SpawnError, Spec, INHERITED_FD};
 pub use exit::Exit;
 pub use socket::{socketpair, FdSocket};

@@ -168,6 +168,9 @@ mod tests {
         let socket = FdSocket::new(parent).unwrap();
         drop(child);
         let mut buf = BytesMut::new();
-        assert_eq!(socket.recv(&mut buf, &mut VecDeque::new()).await.unwrap(), 0);
+        assert_eq!(
+            socket.recv(&mut buf, &mut VecDeque::new()).await.unwrap(),
+            0
+        );
     }
 }

@@ -173,7 +173,9 @@ impl PoolInner {
     pub fn add(&self, worker: Arc<Worker>) {
         let mut state = self.state.lock().expect("pool lock");
         while worker.inflight.load(Ordering::Relaxed) < worker.capacity {
-            let Some(waiter) = state.waiters.pop_front() else { break };
+            let Some(waiter) = state.waiters.pop_front() else {
+                break;
+            };
             worker.inflight.fetch_add(1, Ordering::Relaxed);
             if waiter.send(Arc::clone(&worker)).is_err() {
                 worker.inflight.fetch_sub(1, Ordering::Relaxed);

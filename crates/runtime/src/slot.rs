@@ -77,7 +77,10 @@ pub(crate) async fn run(
 }
 
 /// Starts one worker process and waits for its hello.
-async fn boot(pool: &PoolInner, name: &str) -> Result<(Child, Arc<Worker>, FrameReader), BootError> {
+async fn boot(
+    pool: &PoolInner,
+    name: &str,
+) -> Result<(Child, Arc<Worker>, FrameReader), BootError> {
     let spec = &pool.spec;
     let (parent, child_end) =
         socketpair().map_err(|e| BootError::Protocol(format!("socketpair: {e}")))?;
@@ -119,12 +122,8 @@ async fn boot(pool: &PoolInner, name: &str) -> Result<(Child, Arc<Worker>, Frame
         Ok(Ok(Some(incoming))) => match incoming.frame.kind {
             Kind::Hello => match Hello::parse(&incoming.frame.payload) {
                 Ok(hello) => {
-                    let worker = Worker::new(
-                        name.to_owned(),
-                        child.pid(),
-                        hello.threads as usize,
-                        socket,
-                    );
+                    let worker =
+                        Worker::new(name.to_owned(), child.pid(), hello.threads as usize, socket);
                     return Ok((child, Arc::new(worker), reader));
                 }
                 Err(error) => BootError::Protocol(error.to_string()),

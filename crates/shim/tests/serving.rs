@@ -122,7 +122,8 @@ fn a_body_in_many_small_frames_is_joined_in_order() {
 fn a_three_mib_body_in_several_frames_goes_to_a_temporary_file() {
     let mut w = worker();
     let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let response = w.post(1, "/body", &body, 1 << 20);
+    // Frames smaller than the shim's read buffer: the spill happens mid-stream.
+    let response = w.post(1, "/body", &body, 100_000);
     assert_eq!(response.error, None);
     assert_eq!(response.body.len(), body.len());
     assert!(response.body == body, "the body came back changed");
@@ -476,4 +477,33 @@ fn consecutive_requests_on_one_worker_keep_their_ids() {
         assert_eq!(w.get(id, "/hello").ok_text(), "hello");
     }
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn pipelined_requests_straddling_the_read_buffer_are_all_answered() {
+    let mut w = worker();
+    let pad = "p".repeat(300);
+    let mut out = bytes::BytesMut::new();
+    for id in 1..=3000u32 {
+        let target = format!("/hello?n={id}");
+        let env = environ("GET", &target, &[("HTTP_X_PAD", pad.as_bytes())]);
+        capstan_wire::encode_request(
+            id,
+            capstan_wire::RequestFlags::NONE,
+            env.iter().map(|(k, v)| (&k[..], &v[..])),
+            &mut out,
+        )
+        .unwrap();
+    }
+    assert!(
+        out.len() > 4 * 256 * 1024,
+        "more than the shim reads at once"
+    );
+    // Written from another thread: the shim answers while the requests still arrive.
+    let mut writer = w.writer();
+    let sending = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &out));
+    for id in 1..=3000u32 {
+        assert_eq!(w.response(id).ok_text(), "hello", "request {id}");
+    }
+    sending.join().unwrap().unwrap();
 }

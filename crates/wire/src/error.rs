@@ -17,7 +17,10 @@ pub enum WireError {
     TooLarge(u32),
     /// A payload whose contents do not match its kind.
     #[error("malformed {kind} payload: {reason}")]
-    Malformed { kind: &'static str, reason: &'static str },
+    Malformed {
+        kind: &'static str,
+        reason: &'static str,
+    },
     /// A value to encode contains a NUL byte, which the framing reserves as separator.
     #[error("{0} contains a NUL byte")]
     Nul(&'static str),

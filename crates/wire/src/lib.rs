@@ -19,7 +19,9 @@ mod request;
 mod response;
 
 pub use error::WireError;
-pub use frame::{decode, encode_frame, encode_header, Frame, Kind, HEADER_LEN, MAGIC, MAX_PAYLOAD, VERSION};
+pub use frame::{
+    decode, encode_frame, encode_header, Frame, Kind, HEADER_LEN, MAGIC, MAX_PAYLOAD, VERSION,
+};
 pub use hello::Hello;
 pub use request::{encode_request, RequestFlags};
 pub use response::{FileRef, ResponseStart};

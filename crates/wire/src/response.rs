@@ -36,8 +36,7 @@ impl ResponseStart {
             .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
         let mut headers = Vec::new();
         let mut offset = status_line.len() + 1;
-        loop {
-            let Some(name) = fields.next() else { break };
+        while let Some(name) = fields.next() {
             let value = fields
                 .next()
                 .ok_or(malformed(KIND, "a header name without a value"))?;
@@ -128,8 +127,14 @@ mod tests {
     #[test]
     fn a_file_ref_round_trips() {
         for file in [
-            FileRef { offset: 0, length: None },
-            FileRef { offset: 10, length: Some(99) },
+            FileRef {
+                offset: 0,
+                length: None,
+            },
+            FileRef {
+                offset: 10,
+                length: Some(99),
+            },
         ] {
             assert_eq!(FileRef::parse(&file.encode()), Ok(file));
         }

@@ -56,7 +56,9 @@ pub fn flask_venv() -> PathBuf {
                 app_root: &root,
             };
             runtime
-                .block_on(capstan_venv::ensure(&spec, &mut |line: &str| eprintln!("pip: {line}")))
+                .block_on(capstan_venv::ensure(&spec, &mut |line: &str| {
+                    eprintln!("pip: {line}")
+                }))
                 .expect("the test venv builds");
         })
         .join()
@@ -185,7 +187,10 @@ impl Server {
         command.args(&opts.args);
         command.envs(opts.env.iter().map(|(k, v)| (k, v)));
         command.env_remove("RUST_LOG");
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("capstan starts");
         let stderr = collect(child.stderr.take().unwrap());
         let stdout = collect(child.stdout.take().unwrap());
@@ -208,7 +213,10 @@ impl Server {
                 return Err(format!("exited with {status}\n{}", server.stderr()));
             }
             if Instant::now() > deadline {
-                return Err(format!("not serving after {START_TIMEOUT:?}\n{}", server.stderr()));
+                return Err(format!(
+                    "not serving after {START_TIMEOUT:?}\n{}",
+                    server.stderr()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -269,7 +277,10 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("capstan did not stop within {timeout:?}:\n{}", self.stderr());
+                panic!(
+                    "capstan did not stop within {timeout:?}:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -74,6 +74,8 @@ impl Setup {
         }
         let log = File::create(dir.path().join("stderr.log")).expect("stderr log");
         let (sock, child_end) = UnixStream::pair().expect("socketpair");
+        // A shim that stops reading must fail the test, not block it on a full socket.
+        sock.set_write_timeout(Some(TIMEOUT)).expect("SO_SNDTIMEO");
         let child = {
             let _inheritable = SPAWN
                 .lock()
@@ -238,6 +240,11 @@ impl Worker {
         let mut out = BytesMut::new();
         encode_frame(kind, request_id, payload, &mut out);
         self.sock().write_all(&out).expect("write a frame");
+    }
+
+    /// A second handle on the test's end of the socket, for writing from another thread.
+    pub fn writer(&self) -> UnixStream {
+        self.sock().try_clone().expect("clone the socket")
     }
 
     /// Sends bytes as they are (frames encoded by the test).

@@ -159,6 +159,51 @@ def text_view(environ, start_response):
     return [body]
 
 
+# Routes added for the wsgi and supervision tests.
+
+EVENT_LOG = os.environ.get("PROBE_EVENT_LOG")
+
+
+def echo_view(environ, start_response):
+    """The request body back, exactly, and the CONTENT_LENGTH the app saw."""
+    body = environ["wsgi.input"].read()
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", str(len(body))),
+            ("X-Environ-Content-Length", environ.get("CONTENT_LENGTH", "absent")),
+        ],
+    )
+    return [body]
+
+
+def close_stream_view(environ, start_response):
+    """A slow stream whose close() leaves a mark: for clients that leave mid-stream."""
+    query = _query(environ)
+    count = int(query.get("n", "100"))
+    pause = float(query.get("pause", "0.1"))
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+    def chunks():
+        for n in range(count):
+            yield ("chunk %d\n" % n).encode()
+            time.sleep(pause)
+
+    return Closing(chunks(), query.get("mark", "closed"))
+
+
+def hold_view(environ, start_response):
+    """Says "MARK PID" in PROBE_EVENT_LOG once the app has the request, then sleeps."""
+    query = _query(environ)
+    if EVENT_LOG:
+        with open(EVENT_LOG, "a") as log:
+            log.write("%s %d\n" % (query.get("mark", "holding"), os.getpid()))
+    time.sleep(float(query.get("s", "1")))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"held"]
+
+
 ROUTES = {
     "/environ": environ_view,
     "/input": input_view,
@@ -173,6 +218,9 @@ ROUTES = {
     "/log": log_view,
     "/headers": headers_view,
     "/text": text_view,
+    "/echo": echo_view,
+    "/close_stream": close_stream_view,
+    "/hold": hold_view,
 }
 
 
