@@ -8,7 +8,15 @@ use clap::{Args, Parser, Subcommand};
 /// capstan serves a Python web app: HTTP front, TLS, static files and a
 /// supervised pool of Python workers, from one binary and one file in the app.
 #[derive(Debug, Parser)]
-#[command(name = "capstan", version, propagate_version = true)]
+#[command(
+    name = "capstan",
+    version,
+    propagate_version = true,
+    after_help = "Example:\n  capstan run ./myapp --listen 0.0.0.0:80 --tls-listen 0.0.0.0:443 --workers 4\n\n\
+                  --listen is the plain HTTP address, --tls-listen adds HTTPS (plain HTTP then \
+                  redirects to it), --workers sets the number of Python worker processes. \
+                  `capstan run --help` lists every option."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

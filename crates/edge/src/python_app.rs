@@ -1,14 +1,16 @@
 //! Requests to a Python worker pool: environ in, the app's response out.
 
-use std::io::SeekFrom;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use capstan_runtime::{CallError, Chunk, Pool, PreparedRequest, ResponseBody, WorkerResponse};
-use futures_util::stream::{self, StreamExt};
+use futures_util::Stream;
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, Take};
 use tokio_util::io::ReaderStream;
 
 use crate::body::Body;
@@ -136,37 +138,67 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// The worker's body chunks as an HTTP body; files are read here, in the edge.
 fn stream_body(body: ResponseBody) -> Body {
-    let chunks = stream::unfold(body, |mut body| async move {
-        let next = body.next().await?;
-        Some((next, body))
-    });
-    let frames = chunks.flat_map(|chunk| match chunk {
-        Ok(Chunk::Bytes(bytes)) => stream::once(async move { Ok(bytes) }).boxed(),
-        Ok(Chunk::File(file, range)) => file_stream(file, range).boxed(),
-        Err(error) => {
-            tracing::warn!("response cut short: {error}");
-            stream::once(async move { Err(std::io::Error::other(error.to_string())) }).boxed()
-        }
-    });
-    // Fused: compression polls once more after the end.
-    let frames = frames
-        .map(|result| result.map(http_body::Frame::data))
-        .fuse();
-    BodyExt::boxed_unsync(StreamBody::new(frames))
+    AppBody { body, file: None }.boxed_unsync()
 }
 
-fn file_stream(
+/// A response body fed by the worker's frames. Polling it polls the worker's
+/// channel directly: no task, no extra buffering.
+struct AppBody {
+    body: ResponseBody,
+    /// A wsgi.file_wrapper file being sent.
+    file: Option<ReaderStream<Take<tokio::fs::File>>>,
+}
+
+impl http_body::Body for AppBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        loop {
+            if let Some(file) = self.file.as_mut() {
+                match Pin::new(file).poll_next(cx) {
+                    Poll::Ready(Some(chunk)) => return Poll::Ready(Some(chunk.map(Frame::data))),
+                    Poll::Ready(None) => self.file = None,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            return match self.body.poll_next(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Ok(Chunk::Bytes(bytes)))) => {
+                    Poll::Ready(Some(Ok(Frame::data(bytes))))
+                }
+                Poll::Ready(Some(Ok(Chunk::File(file, range)))) => match open_range(file, range) {
+                    Ok(reader) => {
+                        self.file = Some(reader);
+                        continue;
+                    }
+                    Err(error) => Poll::Ready(Some(Err(error))),
+                },
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::warn!("response cut short: {error}");
+                    Poll::Ready(Some(Err(std::io::Error::other(error.to_string()))))
+                }
+            };
+        }
+    }
+}
+
+/// The part of a passed file that the app asked to send.
+fn open_range(
     file: std::fs::File,
     range: capstan_wire::FileRef,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
-    stream::once(async move {
-        let mut file = tokio::fs::File::from_std(file);
-        file.seek(SeekFrom::Start(range.offset)).await?;
-        let limit = range.length.unwrap_or(u64::MAX);
-        Ok::<_, std::io::Error>(ReaderStream::with_capacity(file.take(limit), FILE_CHUNK))
-    })
-    .flat_map(|opened| match opened {
-        Ok(reader) => reader.boxed(),
-        Err(error) => stream::once(async move { Err(error) }).boxed(),
-    })
+) -> std::io::Result<ReaderStream<Take<tokio::fs::File>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    // A seek on a regular file does not block.
+    file.seek(SeekFrom::Start(range.offset))?;
+    let limit = range.length.unwrap_or(u64::MAX);
+    Ok(ReaderStream::with_capacity(
+        tokio::fs::File::from_std(file).take(limit),
+        FILE_CHUNK,
+    ))
 }

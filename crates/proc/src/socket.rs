@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 use std::io;
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -61,6 +61,22 @@ impl FdSocket {
         }
     }
 
+    /// Writes as much of `parts` as the socket takes right now, in one system
+    /// call, without waiting; returns how many bytes went out.
+    pub fn try_send_vectored(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+        match nix::sys::socket::sendmsg::<()>(
+            self.inner.get_ref().as_raw_fd(),
+            parts,
+            &[],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => Ok(n),
+            Err(nix::errno::Errno::EAGAIN) => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Writes all of `bytes`.
     pub async fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
@@ -116,7 +132,7 @@ fn recv_once(
 mod tests {
     use super::*;
     use nix::sys::socket::{sendmsg, ControlMessage};
-    use std::io::{IoSlice, Read, Seek, Write};
+    use std::io::{Read, Seek, Write};
 
     #[tokio::test]
     async fn bytes_and_a_passed_descriptor_arrive_in_order() {

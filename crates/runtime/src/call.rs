@@ -1,5 +1,8 @@
 use std::fs::File;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -45,6 +48,7 @@ pub struct ResponseBody {
     id: u32,
     events: mpsc::Receiver<Event>,
     timeout: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     finished: bool,
 }
 
@@ -53,30 +57,33 @@ impl Pool {
     /// all are busy) and waits for the app to start its response.
     pub async fn call(&self, request: PreparedRequest) -> Result<WorkerResponse, CallError> {
         let inner = &self.inner;
-        let worker = inner.acquire().await?;
-        let (id, events) = worker.open_request();
+        let lease = inner.acquire().await?;
+        let (id, events) = lease.worker().open_request();
         let PreparedRequest { mut frame, body } = request;
         frame[4..8].copy_from_slice(&id.to_le_bytes());
-        let has_body = !body.is_empty();
-        if has_body {
-            frame[HEADER_LEN] |= capstan_wire::RequestFlags::HAS_BODY.0;
-        }
-        let sent = if has_body {
-            send_with_body(&worker, id, &frame, &body).await
+        let mut parts = Vec::with_capacity(3);
+        if body.is_empty() {
+            parts.push(frame.freeze());
         } else {
-            worker.send(&[&frame]).await
-        };
-        if sent.is_err() {
-            // The worker died before or while taking the request; its reader
-            // fails the route and frees the slot.
-            return Err(CallError::WorkerLost);
+            frame[HEADER_LEN] |= capstan_wire::RequestFlags::HAS_BODY.0;
+            for chunk in body_chunks(&body) {
+                encode_header(Kind::Body, id, chunk.len() as u32, &mut frame);
+                parts.push(frame.split().freeze());
+                parts.push(chunk);
+            }
+            encode_header(Kind::BodyEnd, id, 0, &mut frame);
+            parts.push(frame.freeze());
         }
-        let timeout = inner.spec.timeout;
+        // Sent without awaiting, so no cancellation can cut a frame in half; from
+        // here the worker's answer (or its death) frees the slot.
+        let worker = lease.commit();
+        worker.send_detached(parts);
         let mut body = ResponseBody {
             worker,
             id,
             events,
-            timeout,
+            timeout: inner.spec.timeout,
+            deadline: None,
             finished: false,
         };
         match body.next_event().await? {
@@ -93,39 +100,30 @@ impl Pool {
     }
 }
 
-async fn send_with_body(
-    worker: &Worker,
-    id: u32,
-    frame: &[u8],
-    body: &Bytes,
-) -> std::io::Result<()> {
-    let chunks = body.chunks(BODY_CHUNK);
-    let mut headers = BytesMut::with_capacity(HEADER_LEN * (chunks.len() + 1));
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * chunks.len() + 2);
-    for chunk in body.chunks(BODY_CHUNK) {
-        encode_header(Kind::Body, id, chunk.len() as u32, &mut headers);
-    }
-    encode_header(Kind::BodyEnd, id, 0, &mut headers);
-    parts.push(frame);
-    for (i, chunk) in body.chunks(BODY_CHUNK).enumerate() {
-        parts.push(&headers[i * HEADER_LEN..(i + 1) * HEADER_LEN]);
-        parts.push(chunk);
-    }
-    parts.push(&headers[headers.len() - HEADER_LEN..]);
-    worker.send(&parts).await
+/// The body in frame-sized pieces, sharing its memory.
+fn body_chunks(body: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    (0..body.len())
+        .step_by(BODY_CHUNK)
+        .map(move |start| body.slice(start..(start + BODY_CHUNK).min(body.len())))
 }
 
 impl ResponseBody {
     /// The next chunk, `None` at the end, or why the body was cut.
     pub async fn next(&mut self) -> Option<Result<Chunk, CallError>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Poll form of [`ResponseBody::next`], for HTTP body implementations.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk, CallError>>> {
         if self.finished {
-            return None;
+            return Poll::Ready(None);
         }
-        let event = match self.next_event().await {
-            Ok(event) => event,
-            Err(error) => return Some(Err(error)),
+        let event = match self.poll_event(cx) {
+            Poll::Ready(Ok(event)) => event,
+            Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(error))),
+            Poll::Pending => return Poll::Pending,
         };
-        match event {
+        Poll::Ready(match event {
             Event::Body(bytes) => Some(Ok(Chunk::Bytes(bytes))),
             Event::File(fd, file) => Some(Ok(Chunk::File(File::from(fd), file))),
             Event::End => {
@@ -139,22 +137,38 @@ impl ResponseBody {
             Event::Start(_) => Some(Err(CallError::BadResponse("a second status".into()))),
             Event::Bad(reason) => Some(Err(CallError::BadResponse(reason))),
             Event::Lost => Some(Err(CallError::WorkerLost)),
-        }
+        })
     }
 
     async fn next_event(&mut self) -> Result<Event, CallError> {
-        match tokio::time::timeout(self.timeout, self.events.recv()).await {
-            Ok(Some(Event::Lost)) | Ok(None) => {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// The next event from the worker, within the timeout that restarts at each one.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, CallError>> {
+        match self.events.poll_recv(cx) {
+            Poll::Ready(Some(Event::Lost)) | Poll::Ready(None) => {
                 self.finished = true;
-                Err(CallError::WorkerLost)
+                Poll::Ready(Err(CallError::WorkerLost))
             }
-            Ok(Some(event)) => Ok(event),
-            Err(_) => {
+            Poll::Ready(Some(event)) => {
+                // The app's silence is timed from its last sign of life.
+                self.deadline = None;
+                Poll::Ready(Ok(event))
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let deadline = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 self.finished = true;
                 tracing::error!(worker = %self.worker.name, pid = self.worker.pid, timeout = ?self.timeout,
                     "request timed out; replacing the worker");
                 self.worker.kill.notify_one();
-                Err(CallError::Timeout(self.timeout))
+                Poll::Ready(Err(CallError::Timeout(self.timeout)))
             }
         }
     }

@@ -29,7 +29,7 @@ pub(crate) struct PoolInner {
 
 struct State {
     ready: Vec<Arc<Worker>>,
-    waiters: VecDeque<oneshot::Sender<Arc<Worker>>>,
+    waiters: VecDeque<oneshot::Sender<Lease>>,
     closed: bool,
     next: usize,
 }
@@ -105,9 +105,51 @@ impl Pool {
     }
 }
 
+/// One slot of one worker, held for a request. Dropped before the request
+/// went out (the client left while it waited), it frees the slot again, so no
+/// cancellation can leak a slot.
+pub(crate) struct Lease {
+    worker: Option<Arc<Worker>>,
+    pool: Arc<PoolInner>,
+}
+
+impl Lease {
+    fn new(worker: Arc<Worker>, pool: &Arc<PoolInner>) -> Self {
+        Lease {
+            worker: Some(worker),
+            pool: Arc::clone(pool),
+        }
+    }
+
+    /// The request was sent: from now on its last frame, or the worker's
+    /// death, frees the slot (see `Worker::read_loop`).
+    pub fn commit(mut self) -> Arc<Worker> {
+        self.worker.take().expect("a lease is committed once")
+    }
+
+    /// Forgets the slot without freeing it (the caller frees it).
+    fn disarm(&mut self) {
+        self.worker = None;
+    }
+
+    pub fn worker(&self) -> &Arc<Worker> {
+        self.worker
+            .as_ref()
+            .expect("an uncommitted lease has its worker")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.release(&worker);
+        }
+    }
+}
+
 impl PoolInner {
     /// Leases a worker with a free slot, waiting in the bounded queue if needed.
-    pub async fn acquire(&self) -> Result<Arc<Worker>, CallError> {
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, CallError> {
         let rx = {
             let mut state = self.state.lock().expect("pool lock");
             if state.closed {
@@ -131,7 +173,7 @@ impl PoolInner {
                 state.next = i + 1;
                 let worker = Arc::clone(&state.ready[i]);
                 worker.inflight.fetch_add(1, Ordering::Relaxed);
-                return Ok(worker);
+                return Ok(Lease::new(worker, self));
             }
             if state.waiters.len() >= self.spec.max_queue {
                 tracing::warn!(
@@ -145,7 +187,7 @@ impl PoolInner {
             rx
         };
         match tokio::time::timeout(self.spec.queue_timeout, rx).await {
-            Ok(Ok(worker)) => Ok(worker),
+            Ok(Ok(lease)) => Ok(lease),
             Ok(Err(_)) => Err(CallError::ShuttingDown),
             Err(_) => {
                 tracing::warn!(queue_timeout = ?self.spec.queue_timeout, "request waited too long for a worker; answering 503");
@@ -155,12 +197,14 @@ impl PoolInner {
     }
 
     /// A request on `worker` is finished: hand the slot to the first waiter, or free it.
-    pub fn release(&self, worker: &Arc<Worker>) {
+    pub fn release(self: &Arc<Self>, worker: &Arc<Worker>) {
         let mut state = self.state.lock().expect("pool lock");
         if worker.is_alive() {
             while let Some(waiter) = state.waiters.pop_front() {
-                if waiter.send(Arc::clone(worker)).is_ok() {
-                    return;
+                match waiter.send(Lease::new(Arc::clone(worker), self)) {
+                    Ok(()) => return,
+                    // Disarmed: dropping it here would release under the lock.
+                    Err(mut lease) => lease.disarm(),
                 }
             }
         }
@@ -170,14 +214,16 @@ impl PoolInner {
     }
 
     /// A worker is ready: give it waiting requests first.
-    pub fn add(&self, worker: Arc<Worker>) {
+    pub fn add(self: &Arc<Self>, worker: Arc<Worker>) {
         let mut state = self.state.lock().expect("pool lock");
         while worker.inflight.load(Ordering::Relaxed) < worker.capacity {
             let Some(waiter) = state.waiters.pop_front() else {
                 break;
             };
             worker.inflight.fetch_add(1, Ordering::Relaxed);
-            if waiter.send(Arc::clone(&worker)).is_err() {
+            if let Err(mut lease) = waiter.send(Lease::new(Arc::clone(&worker), self)) {
+                // Disarmed: dropping it here would release under the lock.
+                lease.disarm();
                 worker.inflight.fetch_sub(1, Ordering::Relaxed);
             }
         }

@@ -63,6 +63,9 @@ async fn supervise(spec: ProcessSpec, mut stop: watch::Receiver<bool>) {
                 tracing::info!(process = %spec.name, pid = child.pid(), command = %spec.command, "started");
                 tokio::select! {
                     exit = child.wait() => {
+                        // Children the leader left in its group would run on beside
+                        // the replacement: two copies of one worker.
+                        child.signal_group(nix::sys::signal::Signal::SIGKILL);
                         if started.elapsed() > HEALTHY_AFTER {
                             backoff = FIRST_BACKOFF;
                         }

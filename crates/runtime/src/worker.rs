@@ -3,10 +3,12 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use capstan_proc::FdSocket;
 use capstan_wire::{encode_frame, FileRef, Kind, ResponseStart};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, OwnedMutexGuard};
 
 use crate::frames::FrameReader;
 use crate::pool::PoolInner;
@@ -35,7 +37,7 @@ pub(crate) struct Worker {
     alive: AtomicBool,
     socket: Arc<FdSocket>,
     /// Frames of one request are written as a whole: no interleaving.
-    write_lock: tokio::sync::Mutex<()>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     routes: Mutex<HashMap<u32, mpsc::Sender<Event>>>,
     next_id: AtomicU32,
     /// Asks the slot that owns the process to stop it (timeout, protocol error).
@@ -51,7 +53,7 @@ impl Worker {
             inflight: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             socket,
-            write_lock: tokio::sync::Mutex::new(()),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
             routes: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             kill: Notify::new(),
@@ -70,13 +72,54 @@ impl Worker {
         (id, rx)
     }
 
-    /// Writes whole frames; other requests' frames never land in between.
-    pub async fn send(&self, parts: &[&[u8]]) -> std::io::Result<()> {
-        let _guard = self.write_lock.lock().await;
-        for part in parts {
-            self.socket.send_all(part).await?;
+    /// Writes whole frames without making the caller wait: what the socket
+    /// does not take at once is written by a task that holds the write lock.
+    ///
+    /// Nothing here can be cancelled halfway, so a client that leaves never
+    /// leaves half a frame on the socket. A failed write means the worker is
+    /// broken: it is stopped, and its reader fails the requests it held.
+    pub fn send_detached(self: &Arc<Self>, mut parts: Vec<Bytes>) {
+        let guard = Arc::clone(&self.write_lock).try_lock_owned().ok();
+        if let Some(guard) = guard {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            match self.socket.try_send_vectored(&slices) {
+                Ok(mut written) => {
+                    drop(slices);
+                    parts.retain_mut(|part| {
+                        let taken = written.min(part.len());
+                        written -= taken;
+                        part.advance(taken);
+                        !part.is_empty()
+                    });
+                    if parts.is_empty() {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.kill.notify_one();
+                    return;
+                }
+            }
+            self.finish_writing(Some(guard), parts);
+        } else {
+            self.finish_writing(None, parts);
         }
-        Ok(())
+    }
+
+    fn finish_writing(self: &Arc<Self>, guard: Option<OwnedMutexGuard<()>>, parts: Vec<Bytes>) {
+        let worker = Arc::clone(self);
+        tokio::spawn(async move {
+            let _guard = match guard {
+                Some(guard) => guard,
+                None => Arc::clone(&worker.write_lock).lock_owned().await,
+            };
+            for part in &parts {
+                if worker.socket.send_all(part).await.is_err() {
+                    worker.kill.notify_one();
+                    return;
+                }
+            }
+        });
     }
 
     /// Tells the worker the client of request `id` is gone.
@@ -84,19 +127,17 @@ impl Worker {
         if !self.is_alive() {
             return;
         }
-        let worker = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
-            encode_frame(Kind::Cancel, id, &[], &mut frame);
-            let _ = worker.send(&[&frame]).await;
-        });
+        let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
+        encode_frame(Kind::Cancel, id, &[], &mut frame);
+        self.send_detached(vec![frame.freeze()]);
     }
 
     /// Asks the worker to finish what it holds and exit.
     pub async fn shutdown(&self) {
         let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
         encode_frame(Kind::Shutdown, 0, &[], &mut frame);
-        let _ = self.send(&[&frame]).await;
+        let _guard = self.write_lock.lock().await;
+        let _ = self.socket.send_all(&frame).await;
     }
 
     /// Reads the worker's frames until it closes the socket, routing each to its

@@ -47,7 +47,9 @@ async fn http1_keeps_the_connection_open_for_a_second_request() {
     let app = app_copy("hello");
     let server = Server::start(app.path(), one_worker());
     let mut stream = TcpStream::connect(server.http).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
 
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -63,7 +65,10 @@ async fn http1_keeps_the_connection_open_for_a_second_request() {
         .unwrap();
     let second = read_response(&mut stream);
     assert_eq!(second.status, 200, "{second:?}");
-    assert_eq!(second.body, fs::read(app.path().join("static/style.css")).unwrap());
+    assert_eq!(
+        second.body,
+        fs::read(app.path().join("static/style.css")).unwrap()
+    );
 }
 
 #[tokio::test]
@@ -91,7 +96,13 @@ async fn three_pipelined_requests_in_one_write_get_three_answers_in_order() {
 #[tokio::test]
 async fn https_speaks_http2_by_alpn_and_http1_when_asked() {
     let app = app_copy("hello");
-    let server = Server::start(app.path(), Opts { args: vec!["--workers".into(), "1".into()], ..Opts::tls() });
+    let server = Server::start(
+        app.path(),
+        Opts {
+            args: vec!["--workers".into(), "1".into()],
+            ..Opts::tls()
+        },
+    );
 
     let h2 = client().get(server.https_url("/")).send().await.unwrap();
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
@@ -115,11 +126,21 @@ async fn https_speaks_http2_by_alpn_and_http1_when_asked() {
 #[tokio::test]
 async fn with_tls_plain_http_redirects_get_with_301_and_post_with_308() {
     let app = app_copy("hello");
-    let server = Server::start(app.path(), Opts { args: vec!["--workers".into(), "1".into()], ..Opts::tls() });
+    let server = Server::start(
+        app.path(),
+        Opts {
+            args: vec!["--workers".into(), "1".into()],
+            ..Opts::tls()
+        },
+    );
     let tls_port = server.https.unwrap().port();
     let expected = format!("https://127.0.0.1:{tls_port}/json?a=1&b=two");
 
-    let get = client().get(server.url("/json?a=1&b=two")).send().await.unwrap();
+    let get = client()
+        .get(server.url("/json?a=1&b=two"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 301);
     assert_eq!(get.headers()["location"], expected.as_str());
 
@@ -203,8 +224,14 @@ async fn static_files_serve_a_byte_range_with_206_and_head_without_a_body() {
     let (headers, rest) = text.split_once("\r\n\r\n").expect("a complete head");
     assert!(headers.starts_with("HTTP/1.1 200"), "{text}");
     let lower = headers.to_ascii_lowercase();
-    assert!(lower.contains(&format!("\r\ncontent-length: {}\r\n", css.len())), "{text}");
-    assert!(lower.contains("\r\ncontent-type: text/css; charset=utf-8"), "{text}");
+    assert!(
+        lower.contains(&format!("\r\ncontent-length: {}\r\n", css.len())),
+        "{text}"
+    );
+    assert!(
+        lower.contains("\r\ncontent-type: text/css; charset=utf-8"),
+        "{text}"
+    );
     assert!(lower.contains("\r\netag: "), "{text}");
     assert_eq!(rest, "", "HEAD must not send a body");
 }
@@ -222,13 +249,27 @@ async fn static_files_are_public_for_30_days_unless_a_max_age_is_configured() {
     fs::write(app.path().join("capstan.toml"), toml).unwrap();
     let server = Server::start(app.path(), one_worker());
 
-    let configured = client().get(server.url("/static/style.css")).send().await.unwrap();
+    let configured = client()
+        .get(server.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(configured.status(), 200);
-    assert_eq!(configured.headers()["cache-control"], "public, max-age=3600");
+    assert_eq!(
+        configured.headers()["cache-control"],
+        "public, max-age=3600"
+    );
 
-    let default = client().get(server.url("/assets/app.js")).send().await.unwrap();
+    let default = client()
+        .get(server.url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(default.status(), 200);
-    assert_eq!(default.headers()["cache-control"], "public, max-age=2592000");
+    assert_eq!(
+        default.headers()["cache-control"],
+        "public, max-age=2592000"
+    );
 }
 
 #[tokio::test]
@@ -236,20 +277,38 @@ async fn precompressed_siblings_are_sent_to_clients_that_accept_them() {
     let app = app_copy("hello");
     let css = fs::read(app.path().join("static/style.css")).unwrap();
     // Not real compressed data: the exact bytes prove which file answered.
-    fs::write(app.path().join("static/style.css.br"), b"brotli sibling bytes").unwrap();
-    fs::write(app.path().join("static/style.css.gz"), b"gzip sibling bytes").unwrap();
+    fs::write(
+        app.path().join("static/style.css.br"),
+        b"brotli sibling bytes",
+    )
+    .unwrap();
+    fs::write(
+        app.path().join("static/style.css.gz"),
+        b"gzip sibling bytes",
+    )
+    .unwrap();
     let server = Server::start(app.path(), one_worker());
     let http = raw_client();
     let url = server.url("/static/style.css");
 
-    let br = http.get(&url).header("accept-encoding", "br").send().await.unwrap();
+    let br = http
+        .get(&url)
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(br.status(), 200);
     assert_eq!(br.headers()["content-encoding"], "br");
     assert_eq!(br.headers()["content-type"], "text/css; charset=utf-8");
     assert_eq!(br.headers()["vary"], "Accept-Encoding");
     assert_eq!(br.bytes().await.unwrap(), &b"brotli sibling bytes"[..]);
 
-    let gzip = http.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
+    let gzip = http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gzip.headers()["content-encoding"], "gzip");
     assert_eq!(gzip.bytes().await.unwrap(), &b"gzip sibling bytes"[..]);
 
@@ -271,15 +330,27 @@ async fn precompressed_siblings_are_sent_to_clients_that_accept_them() {
 async fn a_directory_is_served_by_its_index_html_and_redirected_without_its_slash() {
     let app = app_copy("hello");
     fs::create_dir(app.path().join("static/docs")).unwrap();
-    fs::write(app.path().join("static/docs/index.html"), "<h1>the docs</h1>\n").unwrap();
+    fs::write(
+        app.path().join("static/docs/index.html"),
+        "<h1>the docs</h1>\n",
+    )
+    .unwrap();
     let server = Server::start(app.path(), one_worker());
 
-    let index = client().get(server.url("/static/docs/")).send().await.unwrap();
+    let index = client()
+        .get(server.url("/static/docs/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(index.status(), 200);
     assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(index.text().await.unwrap(), "<h1>the docs</h1>\n");
 
-    let bare = client().get(server.url("/static/docs?page=2")).send().await.unwrap();
+    let bare = client()
+        .get(server.url("/static/docs?page=2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bare.status(), 301);
     assert_eq!(bare.headers()["location"], "/static/docs/?page=2");
 }
@@ -302,17 +373,25 @@ async fn path_traversal_out_of_static_never_reveals_the_app_source() {
         "/static/./../app.py",
         "/static/source.py",
     ] {
-        let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let bytes = raw_exchange(server.http, request.as_bytes(), QUIET);
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             text.starts_with("HTTP/1.1 404") || text.starts_with("HTTP/1.1 400"),
             "{target}: {text}"
         );
-        assert!(!text.contains("from flask import"), "{target} leaked the source: {text}");
+        assert!(
+            !text.contains("from flask import"),
+            "{target} leaked the source: {text}"
+        );
     }
     // The files themselves are still served.
-    let css = client().get(server.url("/static/style.css")).send().await.unwrap();
+    let css = client()
+        .get(server.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.status(), 200);
 }
 
@@ -327,8 +406,16 @@ async fn text_and_svg_are_compressed_as_accepted_and_octet_streams_are_not() {
         "<rect x=\"1\" y=\"1\" width=\"10\" height=\"10\" fill=\"#336699\"/>".repeat(20)
     );
     fs::write(app.path().join("static/logo.svg"), &svg).unwrap();
-    fs::write(app.path().join("static/blob.bin"), "binary-ish ".repeat(200)).unwrap();
-    append(app.path(), "capstan.toml", "\n[static]\n\"/static\" = \"static\"\n");
+    fs::write(
+        app.path().join("static/blob.bin"),
+        "binary-ish ".repeat(200),
+    )
+    .unwrap();
+    append(
+        app.path(),
+        "capstan.toml",
+        "\n[static]\n\"/static\" = \"static\"\n",
+    );
     let server = Server::start(app.path(), one_worker());
     let expected = "capstan compresses text. ".repeat(200);
     let raw = raw_client();
@@ -344,17 +431,47 @@ async fn text_and_svg_are_compressed_as_accepted_and_octet_streams_are_not() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-encoding"], coding);
         let body = response.bytes().await.unwrap();
-        assert!(body.len() < expected.len() / 4, "{coding}: {} bytes", body.len());
+        assert!(
+            body.len() < expected.len() / 4,
+            "{coding}: {} bytes",
+            body.len()
+        );
         if coding == "gzip" {
-            assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream starts with its magic");
+            assert_eq!(
+                &body[..2],
+                &[0x1f, 0x8b],
+                "a gzip stream starts with its magic"
+            );
         }
     }
     // Decoded by a client that accepts only that coding: the same text.
-    let gzip_only = reqwest::Client::builder().no_proxy().no_brotli().build().unwrap();
-    let text = gzip_only.get(server.url("/text")).send().await.unwrap().text().await.unwrap();
+    let gzip_only = reqwest::Client::builder()
+        .no_proxy()
+        .no_brotli()
+        .build()
+        .unwrap();
+    let text = gzip_only
+        .get(server.url("/text"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(text, expected);
-    let br_only = reqwest::Client::builder().no_proxy().no_gzip().build().unwrap();
-    let text = br_only.get(server.url("/text")).send().await.unwrap().text().await.unwrap();
+    let br_only = reqwest::Client::builder()
+        .no_proxy()
+        .no_gzip()
+        .build()
+        .unwrap();
+    let text = br_only
+        .get(server.url("/text"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(text, expected);
 
     let identity = raw.get(server.url("/text")).send().await.unwrap();
@@ -378,7 +495,11 @@ async fn text_and_svg_are_compressed_as_accepted_and_octet_streams_are_not() {
             .await
             .unwrap();
         assert_eq!(binary.status(), 200, "{path}");
-        assert_eq!(binary.headers()["content-type"], "application/octet-stream", "{path}");
+        assert_eq!(
+            binary.headers()["content-type"],
+            "application/octet-stream",
+            "{path}"
+        );
         assert_eq!(binary.headers().get("content-encoding"), None, "{path}");
     }
 }
@@ -417,11 +538,18 @@ async fn forwarding_headers_from_an_untrusted_client_are_replaced() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_and_scheme_reach_the_app() {
     let app = app_copy("probe");
-    append(app.path(), "capstan.toml", "\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    append(
+        app.path(),
+        "capstan.toml",
+        "\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
     let server = Server::start(app.path(), one_worker());
     let env = environ(
         &server,
-        &[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https")],
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ],
     )
     .await;
     assert_eq!(env["REMOTE_ADDR"], "203.0.113.7");
@@ -456,17 +584,28 @@ async fn each_request_is_logged_to_stdout_in_the_combined_format() {
         .unwrap_or_else(|| panic!("{line}"));
     let (time, rest) = rest.split_once("] ").unwrap_or_else(|| panic!("{line}"));
     assert!(is_common_log_time(time), "{time:?} in {line}");
-    let expected = "\"GET /?from=access-log-test HTTP/1.1\" 200 20 \"-\" \"capstan-test/1.0 (edge)\"";
+    let expected =
+        "\"GET /?from=access-log-test HTTP/1.1\" 200 20 \"-\" \"capstan-test/1.0 (edge)\"";
     assert!(rest.starts_with(expected), "{line}");
-    assert!(!server.stderr().contains("access-log-test"), "the access log goes to stdout only");
+    assert!(
+        !server.stderr().contains("access-log-test"),
+        "the access log goes to stdout only"
+    );
 }
 
 #[tokio::test]
 async fn no_access_log_keeps_stdout_empty() {
     let app = app_copy("hello");
-    let server = Server::start(app.path(), Opts::args(&["--workers", "1", "--no-access-log"]));
+    let server = Server::start(
+        app.path(),
+        Opts::args(&["--workers", "1", "--no-access-log"]),
+    );
     for _ in 0..2 {
-        let response = client().get(server.url("/?from=silent")).send().await.unwrap();
+        let response = client()
+            .get(server.url("/?from=silent"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         response.bytes().await.unwrap();
     }
@@ -477,7 +616,11 @@ async fn no_access_log_keeps_stdout_empty() {
         "{}",
         server.stderr()
     );
-    assert_eq!(server.stdout(), "", "nothing on stdout with --no-access-log");
+    assert_eq!(
+        server.stdout(),
+        "",
+        "nothing on stdout with --no-access-log"
+    );
 }
 
 // ---- Limits ----
@@ -485,7 +628,11 @@ async fn no_access_log_keeps_stdout_empty() {
 #[tokio::test]
 async fn a_body_over_max_body_size_gets_413_with_or_without_content_length() {
     let app = app_copy("probe");
-    append(app.path(), "capstan.toml", "\n[http]\nmax_body_size = \"1KiB\"\n");
+    append(
+        app.path(),
+        "capstan.toml",
+        "\n[http]\nmax_body_size = \"1KiB\"\n",
+    );
     let server = Server::start(app.path(), one_worker());
 
     let small = client()
@@ -596,7 +743,11 @@ fn read_response(stream: &mut TcpStream) -> RawResponse {
         }
         assert!(Instant::now() < deadline, "no complete response");
         let n = stream.read(&mut chunk).expect("the response arrives");
-        assert!(n > 0, "connection closed after {}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed after {}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }

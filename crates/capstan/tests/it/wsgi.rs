@@ -36,7 +36,14 @@ impl RawResponse {
             .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(bytes)));
         let head = std::str::from_utf8(&bytes[..end]).unwrap();
         let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers = lines
             .map(|line| {
                 let (name, value) = line.split_once(':').unwrap();
@@ -51,13 +58,15 @@ impl RawResponse {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -65,7 +74,9 @@ impl RawResponse {
 /// and returns the client's own port with the response.
 fn exchange_from_known_port(addr: SocketAddr, request: &[u8]) -> (u16, RawResponse) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let port = stream.local_addr().unwrap().port();
     stream.write_all(request).unwrap();
     let mut bytes = Vec::new();
@@ -73,16 +84,17 @@ fn exchange_from_known_port(addr: SocketAddr, request: &[u8]) -> (u16, RawRespon
     (port, RawResponse::parse(&bytes))
 }
 
-/// The mark that close() left in the log, waited for (close() runs after the
-/// response has been sent, so it may come a moment after the client has it).
-fn wait_for_line(path: &Path, line: &str, timeout: Duration) -> bool {
+/// Waits for the mark close() leaves in the log (close() runs after the response
+/// has been sent, so it may come a moment after the client has it). Async, so the
+/// client's connection tasks keep running meanwhile.
+async fn wait_for_line(path: &Path, line: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         if text.lines().any(|l| l == line) {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
 }
@@ -209,17 +221,26 @@ async fn a_spoofed_x_forwarded_for_is_replaced_and_an_underscored_header_is_drop
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(_, v)| v.as_str().is_some_and(|v| v.contains("6.6.6.6") || v == "yes"))
+        .filter(|(_, v)| {
+            v.as_str()
+                .is_some_and(|v| v.contains("6.6.6.6") || v == "yes")
+        })
         .map(|(k, _)| k)
         .collect();
-    assert!(sneaky.is_empty(), "spoofed values reached the app in {sneaky:?}");
+    assert!(
+        sneaky.is_empty(),
+        "spoofed values reached the app in {sneaky:?}"
+    );
     assert_eq!(env.get("HTTP_X_SNEAKY"), None);
 }
 
 #[tokio::test]
 async fn wsgi_multithread_is_true_when_workers_have_threads() {
     let app = app_copy("probe");
-    let server = Server::start(app.path(), Opts::args(&["--workers", "1", "--threads", "4"]));
+    let server = Server::start(
+        app.path(),
+        Opts::args(&["--workers", "1", "--threads", "4"]),
+    );
 
     let env = environ_of(&server).await;
     assert_eq!(env["wsgi.multithread"], true);
@@ -236,7 +257,9 @@ async fn wsgi_input_reads_a_multiline_body_in_every_way_pep_3333_names() {
     let body = "first line\nsecond\nthird";
 
     let input = |how: &'static str| {
-        let request = http.post(server.url(&format!("/input?how={how}"))).body(body);
+        let request = http
+            .post(server.url(&format!("/input?how={how}")))
+            .body(body);
         async move {
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 200, "how={how}");
@@ -264,7 +287,9 @@ async fn a_3_mib_request_body_reaches_the_app_whole() {
     let server = Server::start(app.path(), one_worker());
 
     // Every byte value, in an order that a shifted or dropped block would break.
-    let body: Vec<u8> = (0..3 * 1024 * 1024 + 17u32).map(|i| (i * 7 % 251) as u8).collect();
+    let body: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     let response = client()
         .post(server.url("/echo"))
         .body(body.clone())
@@ -338,11 +363,15 @@ async fn close_is_called_on_the_returned_iterable() {
         },
     );
 
-    let response = client().get(server.url("/close?mark=finished")).send().await.unwrap();
+    let response = client()
+        .get(server.url("/close?mark=finished"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "ab");
     assert!(
-        wait_for_line(&log, "finished", Duration::from_secs(10)),
+        wait_for_line(&log, "finished", Duration::from_secs(10)).await,
         "close() was not called:\n{}",
         server.stderr()
     );
@@ -375,7 +404,7 @@ async fn close_is_called_when_the_client_leaves_mid_stream() {
     drop(response);
 
     assert!(
-        wait_for_line(&log, "left", Duration::from_secs(10)),
+        wait_for_line(&log, "left", Duration::from_secs(10)).await,
         "close() was not called after the client left:\n{}",
         server.stderr()
     );
@@ -406,7 +435,10 @@ async fn wsgi_file_wrapper_sends_the_file_exactly_from_any_offset() {
         );
         let body = response.bytes().await.unwrap();
         assert_eq!(body.len(), data.len() - offset, "offset {offset}");
-        assert!(body == data[offset..], "the bytes from offset {offset} differ");
+        assert!(
+            body == data[offset..],
+            "the bytes from offset {offset} differ"
+        );
     }
 }
 
@@ -422,11 +454,17 @@ async fn a_20_mb_response_arrives_intact() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-length"], SIZE.to_string().as_str());
+    assert_eq!(
+        response.headers()["content-length"],
+        SIZE.to_string().as_str()
+    );
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), SIZE);
     // The app sends bytes 0..=255 over and over.
-    let wrong = body.iter().enumerate().position(|(i, &b)| b != (i % 256) as u8);
+    let wrong = body
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != (i % 256) as u8);
     assert_eq!(wrong, None, "the first wrong byte");
 }
 
@@ -447,14 +485,21 @@ async fn a_streamed_response_reaches_the_client_while_the_app_still_produces_it(
     while let Some(chunk) = response.chunk().await.unwrap() {
         first_at.get_or_insert_with(Instant::now);
         if body.is_empty() {
-            assert_eq!(&chunk[..], b"chunk 0\n", "the first chunk came with later ones");
+            assert_eq!(
+                &chunk[..],
+                b"chunk 0\n",
+                "the first chunk came with later ones"
+            );
         }
         body.extend_from_slice(&chunk);
     }
     let gap = first_at.unwrap().elapsed();
     assert_eq!(body, b"chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
     // Buffered, everything would arrive at once; streamed, the end comes >= 1.5 s later.
-    assert!(gap > Duration::from_millis(900), "the body arrived in one go ({gap:?})");
+    assert!(
+        gap > Duration::from_millis(900),
+        "the body arrived in one go ({gap:?})"
+    );
 }
 
 #[tokio::test]
@@ -520,7 +565,9 @@ async fn an_app_exception_gives_500_logs_the_traceback_and_the_worker_serves_on(
         "no traceback from a worker in the log:\n{stderr}"
     );
     assert!(
-        worker_lines(&stderr, error).iter().any(|(name, _)| is_worker_name(name)),
+        worker_lines(&stderr, error)
+            .iter()
+            .any(|(name, _)| is_worker_name(name)),
         "{stderr}"
     );
 

@@ -33,8 +33,10 @@ pub(super) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_file: 256 * 1024,
-            max_total: 64 * 1024 * 1024,
+            // Big enough for typical bundles and images: serving them from memory
+            // beats a read per request, which is what sendfile saves nginx.
+            max_file: 4 * 1024 * 1024,
+            max_total: 128 * 1024 * 1024,
             max_entries: 8192,
         }
     }

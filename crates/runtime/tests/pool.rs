@@ -1,0 +1,185 @@
+//! The pool against real CPython workers running the real shim, with a tiny
+//! standard-library WSGI app: dispatch, queueing, cancellation, death, timeout.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use capstan_runtime::{CallError, Chunk, Pool, PoolSpec, PreparedRequest};
+use capstan_wire::{encode_request, RequestFlags};
+
+const APP: &str = r#"
+import os, time
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"] or "1"))
+    if path == "/exit":
+        os._exit(1)
+    body = ("%s %d" % (path, os.getpid())).encode()
+    if path == "/echo":
+        body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+fn spec(dir: &Path, workers: usize) -> PoolSpec {
+    std::fs::write(dir.join("app.py"), APP).unwrap();
+    let shim = capstan_shim::write_to(dir).unwrap();
+    let mut spec = PoolSpec::new("test", "python3".into(), shim, "app:app", dir.to_owned());
+    spec.workers = workers;
+    spec.timeout = Duration::from_secs(10);
+    spec.kill_grace = Duration::from_secs(2);
+    spec
+}
+
+fn request(path: &str, query: &str, body: &[u8]) -> PreparedRequest {
+    let mut frame = BytesMut::new();
+    let env: [(&[u8], &[u8]); 3] = [
+        (b"REQUEST_METHOD", b"GET"),
+        (b"PATH_INFO", path.as_bytes()),
+        (b"QUERY_STRING", query.as_bytes()),
+    ];
+    encode_request(0, RequestFlags::NONE, env, &mut frame).unwrap();
+    PreparedRequest {
+        frame,
+        body: Bytes::copy_from_slice(body),
+    }
+}
+
+async fn body_of(pool: &Pool, path: &str, query: &str, body: &[u8]) -> Result<Vec<u8>, CallError> {
+    let mut response = pool.call(request(path, query, body)).await?;
+    assert_eq!(response.start.status, 200);
+    let mut out = Vec::new();
+    while let Some(chunk) = response.body.next().await {
+        match chunk? {
+            Chunk::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Chunk::File(..) => panic!("no files here"),
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn requests_abandoned_while_queued_or_in_flight_do_not_leak_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
+    // One request holds the only worker; others queue behind it and give up.
+    let busy = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/sleep", "0.5", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(20), pool.call(request("/", "", b""))).await;
+        assert!(abandoned.is_err(), "it should still be queued");
+    }
+    // And one that gives up after being sent.
+    let sent = tokio::time::timeout(
+        Duration::from_millis(50),
+        body_of(&pool, "/sleep", "0.3", b""),
+    )
+    .await;
+    assert!(sent.is_err());
+    busy.await.unwrap().unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(&pool, "/", "", b""))
+        .await
+        .expect("the worker is free again")
+        .unwrap();
+    assert!(answer.starts_with(b"/ "));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_large_body_arrives_whole_in_several_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
+    let body: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = body_of(&pool, "/echo", "", &body).await.unwrap();
+    assert_eq!(echoed.len(), body.len());
+    assert!(echoed == body);
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_mid_request_gives_worker_lost_and_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
+    let before = pool.worker_pids();
+    let lost = body_of(&pool, "/exit", "", b"").await;
+    assert!(matches!(lost, Err(CallError::WorkerLost)), "{lost:?}");
+    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(&pool, "/", "", b""))
+        .await
+        .expect("a new worker answers")
+        .unwrap();
+    assert!(answer.starts_with(b"/ "));
+    assert_ne!(pool.worker_pids(), before);
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_request_past_the_timeout_gets_timeout_and_its_worker_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 1);
+    spec.timeout = Duration::from_millis(300);
+    let pool = Pool::start(spec).await.unwrap();
+    let before = pool.worker_pids();
+    let slow = body_of(&pool, "/sleep", "5", b"").await;
+    assert!(matches!(slow, Err(CallError::Timeout(_))), "{slow:?}");
+    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(&pool, "/", "", b""))
+        .await
+        .expect("a new worker answers")
+        .unwrap();
+    assert!(answer.starts_with(b"/ "));
+    assert_ne!(pool.worker_pids(), before);
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_queue_full_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 1);
+    spec.max_queue = 1;
+    let pool = Pool::start(spec).await.unwrap();
+    let busy = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/sleep", "0.5", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/", "", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = pool.call(request("/", "", b"")).await;
+    assert!(
+        matches!(refused, Err(CallError::QueueFull(1))),
+        "{:?}",
+        refused.err()
+    );
+    busy.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn an_app_that_fails_to_import_is_a_boot_error_with_its_traceback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 2);
+    std::fs::write(
+        dir.path().join("broken.py"),
+        "raise RuntimeError('boom at import')\n",
+    )
+    .unwrap();
+    spec.target = "broken:app".into();
+    let error = Pool::start(spec).await.err().expect("boot fails");
+    let text = error.to_string();
+    assert!(
+        text.contains("boom at import") && text.contains("Traceback"),
+        "{text}"
+    );
+}
