@@ -20,6 +20,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A worker that lived this long had no boot problem: restart it quickly.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// How long a worker that exited while booting gets its last frame read. Its end
+/// of the socket is closed, so this only waits if a child of it inherited the socket.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(
     pool: Arc<PoolInner>,
@@ -115,6 +118,17 @@ async fn boot(
     let first = tokio::select! {
         frame = tokio::time::timeout(spec.boot_timeout, reader.next()) => frame,
         exit = child.wait() => {
+            // A worker that fails to import sends its traceback, then exits at once:
+            // the exit may be seen first, with the traceback still in the socket.
+            let leftover = tokio::time::timeout(LEFTOVER_WAIT, reader.next()).await;
+            if let Ok(Ok(Some(incoming))) = leftover {
+                if incoming.frame.kind == Kind::BootError {
+                    return Err(BootError::Import {
+                        target,
+                        traceback: String::from_utf8_lossy(&incoming.frame.payload).into_owned(),
+                    });
+                }
+            }
             return Err(BootError::Exited { target, exit });
         }
     };
