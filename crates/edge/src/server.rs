@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use http::{header, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -165,25 +165,25 @@ async fn serve_connection<S>(
             Ok::<_, Infallible>(response.map(|body| Logged::new(body, entry)))
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(true)
-        .pipeline_flush(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(250);
-    let builder = match h2 {
-        Some(true) => builder.http2_only(),
-        Some(false) => builder.http1_only(),
-        None => builder,
-    };
     let io = TokioIo::new(stream);
-    let connection = builder.serve_connection(io, service);
-    if let Err(error) = watcher.watch(connection.into_owned()).await {
+    // No protocol sniffing: plain listeners speak HTTP/1.1 (as nginx's do), TLS
+    // ones what ALPN chose. Sniffing would wrap the socket in a type that hides
+    // vectored writes, and every body would be copied into the header buffer.
+    let result = if h2 == Some(true) {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).max_concurrent_streams(250);
+        watcher.watch(builder.serve_connection(io, service)).await
+    } else {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true)
+            .pipeline_flush(true)
+            .writev(true);
+        watcher.watch(builder.serve_connection(io, service)).await
+    };
+    if let Err(error) = result {
         tracing::debug!(peer = %conn.peer, %error, "connection ended with an error");
     }
 }
