@@ -9,11 +9,13 @@ use bytes::{Bytes, BytesMut};
 use capstan_wire::{encode_header, FileRef, Kind, ResponseStart, HEADER_LEN};
 use tokio::sync::mpsc;
 
-use crate::worker::{Event, Worker};
+use crate::worker::{Event, Refused, Worker};
 use crate::{CallError, Pool};
 
 /// Request bodies travel in frames of at most this size.
 const BODY_CHUNK: usize = 1024 * 1024;
+/// How many workers that turn out to be dead a request tries before it fails.
+const MAX_REFUSALS: usize = 3;
 
 /// A request ready to go to any worker: the encoded Request frame (its id is
 /// filled in when a worker is chosen) and the whole body, which the edge has
@@ -57,27 +59,30 @@ impl Pool {
     /// all are busy) and waits for the app to start its response.
     pub async fn call(&self, request: PreparedRequest) -> Result<WorkerResponse, CallError> {
         let inner = &self.inner;
-        let lease = inner.acquire().await?;
-        let (id, events) = lease.worker().open_request();
-        let PreparedRequest { mut frame, body } = request;
-        frame[4..8].copy_from_slice(&id.to_le_bytes());
-        let mut parts = Vec::with_capacity(3);
-        if body.is_empty() {
-            parts.push(frame.freeze());
-        } else {
-            frame[HEADER_LEN] |= capstan_wire::RequestFlags::HAS_BODY.0;
-            for chunk in body_chunks(&body) {
-                encode_header(Kind::Body, id, chunk.len() as u32, &mut frame);
-                parts.push(frame.split().freeze());
-                parts.push(chunk);
+        let PreparedRequest { frame, body } = request;
+        let frame = frame.freeze();
+        let mut refusals = 0;
+        let (worker, id, events) = loop {
+            let lease = inner.acquire().await?;
+            let (id, events) = lease.worker().open_request();
+            let parts = request_parts(&frame, &body, id);
+            // Sent without awaiting, so no cancellation can cut a frame in half; from
+            // here the worker's answer (or its death) frees the slot.
+            let worker = lease.commit();
+            match worker.send_detached(parts) {
+                Ok(()) => break (worker, id, events),
+                Err(Refused) => {
+                    // The worker died before its reader noticed, and never saw a byte
+                    // of this request: another worker can take it, with no risk of
+                    // running the app twice.
+                    inner.remove(&worker);
+                    refusals += 1;
+                    if refusals == MAX_REFUSALS {
+                        return Err(CallError::WorkerLost);
+                    }
+                }
             }
-            encode_header(Kind::BodyEnd, id, 0, &mut frame);
-            parts.push(frame.freeze());
-        }
-        // Sent without awaiting, so no cancellation can cut a frame in half; from
-        // here the worker's answer (or its death) frees the slot.
-        let worker = lease.commit();
-        worker.send_detached(parts);
+        };
         let mut body = ResponseBody {
             worker,
             id,
@@ -98,6 +103,32 @@ impl Pool {
             )),
         }
     }
+}
+
+/// A request's frames for request `id` of a worker: a copy of the Request
+/// frame's header and flags byte (which differ per worker), then the environ
+/// and body pieces, which share the original memory.
+fn request_parts(frame: &Bytes, body: &Bytes, id: u32) -> Vec<Bytes> {
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 1);
+    head.extend_from_slice(&frame[..=HEADER_LEN]);
+    head[4..8].copy_from_slice(&id.to_le_bytes());
+    if !body.is_empty() {
+        head[HEADER_LEN] |= capstan_wire::RequestFlags::HAS_BODY.0;
+    }
+    let mut parts = Vec::with_capacity(3 + 2 * body.len().div_ceil(BODY_CHUNK));
+    parts.push(head.freeze());
+    parts.push(frame.slice(HEADER_LEN + 1..));
+    if !body.is_empty() {
+        let mut headers = BytesMut::new();
+        for chunk in body_chunks(body) {
+            encode_header(Kind::Body, id, chunk.len() as u32, &mut headers);
+            parts.push(headers.split().freeze());
+            parts.push(chunk);
+        }
+        encode_header(Kind::BodyEnd, id, 0, &mut headers);
+        parts.push(headers.freeze());
+    }
+    parts
 }
 
 /// The body in frame-sized pieces, sharing its memory.

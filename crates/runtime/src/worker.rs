@@ -10,7 +10,7 @@ use capstan_proc::FdSocket;
 use capstan_wire::{encode_frame, FileRef, Kind, ResponseStart};
 use tokio::sync::{mpsc, Notify, OwnedMutexGuard};
 
-use crate::frames::FrameReader;
+use crate::frames::{FrameReader, ReadError};
 use crate::pool::PoolInner;
 
 /// What the worker's reader tells the task that owns a request.
@@ -24,6 +24,11 @@ pub(crate) enum Event {
     Bad(String),
     Lost,
 }
+
+/// The worker's socket refused a request's first write: the worker is gone and
+/// never saw the request.
+#[derive(Debug)]
+pub(crate) struct Refused;
 
 /// One live Python worker process as the pool sees it.
 pub(crate) struct Worker {
@@ -78,7 +83,9 @@ impl Worker {
     /// Nothing here can be cancelled halfway, so a client that leaves never
     /// leaves half a frame on the socket. A failed write means the worker is
     /// broken: it is stopped, and its reader fails the requests it held.
-    pub fn send_detached(self: &Arc<Self>, mut parts: Vec<Bytes>) {
+    /// `Err(Refused)` says the very first write failed, so not one byte of
+    /// `parts` reached the worker (it died before the pool noticed).
+    pub fn send_detached(self: &Arc<Self>, mut parts: Vec<Bytes>) -> Result<(), Refused> {
         let guard = Arc::clone(&self.write_lock).try_lock_owned().ok();
         if let Some(guard) = guard {
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
@@ -92,18 +99,19 @@ impl Worker {
                         !part.is_empty()
                     });
                     if parts.is_empty() {
-                        return;
+                        return Ok(());
                     }
                 }
                 Err(_) => {
                     self.kill.notify_one();
-                    return;
+                    return Err(Refused);
                 }
             }
             self.finish_writing(Some(guard), parts);
         } else {
             self.finish_writing(None, parts);
         }
+        Ok(())
     }
 
     fn finish_writing(self: &Arc<Self>, guard: Option<OwnedMutexGuard<()>>, parts: Vec<Bytes>) {
@@ -129,7 +137,8 @@ impl Worker {
         }
         let mut frame = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
         encode_frame(Kind::Cancel, id, &[], &mut frame);
-        self.send_detached(vec![frame.freeze()]);
+        // A worker that refuses it is dead, and the request with it.
+        let _ = self.send_detached(vec![frame.freeze()]);
     }
 
     /// Asks the worker to finish what it holds and exit.
@@ -147,6 +156,12 @@ impl Worker {
             let incoming = match reader.next().await {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => break,
+                // A killed worker's socket may report a reset instead of a clean end.
+                Err(ReadError::Io(error))
+                    if error.kind() == std::io::ErrorKind::ConnectionReset =>
+                {
+                    break
+                }
                 Err(error) => {
                     tracing::error!(worker = %self.name, %error, "worker broke the protocol; stopping it");
                     self.kill.notify_one();
