@@ -33,6 +33,21 @@ pub enum Command {
     /// starts the workers, and serves until Ctrl-C or SIGTERM, which let
     /// requests in flight finish. All state stays in <DIR>/.capstan.
     Run(RunArgs),
+
+    /// Load new code into a running `capstan run` without dropping a request.
+    ///
+    /// New workers start from the app's current code; once every one has
+    /// loaded the app they take over, and the old ones finish what they hold.
+    /// If the new code fails to load, the old workers keep serving and the
+    /// traceback is shown. Sending SIGHUP to capstan does the same.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The app's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

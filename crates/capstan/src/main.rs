@@ -1,6 +1,7 @@
 //! The `capstan` command.
 
 mod cli;
+mod control;
 mod logging;
 mod run;
 mod user_error;
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Run(args) => run::run(args).await,
+            cli::Command::Reload(args) => run::reload(args).await,
         }
     });
     match result {

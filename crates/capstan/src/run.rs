@@ -14,7 +14,8 @@ use capstan_edge::{Backend, Listener, Proxy, ServeOptions, Site};
 use capstan_runtime::{Pool, PoolSpec, ProcessSpec, Supervised};
 use tokio_rustls::TlsAcceptor;
 
-use crate::cli::RunArgs;
+use crate::cli::{ReloadArgs, RunArgs};
+use crate::control;
 
 /// How long a `command` web process gets to start listening on $PORT.
 const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,6 +28,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let state = app.root.join(".capstan");
     std::fs::create_dir_all(&state)
         .with_context(|| format!("could not create {}", state.display()))?;
+    let control = control::bind(&control::socket_path(&state)).await?;
 
     // Bind first: a port in use is reported before anything is started.
     let mut listeners = vec![Listener {
@@ -67,6 +69,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             spec.threads = args.threads.map_or(app.threads, usize::from);
             spec.timeout = app.timeout;
+            spec.graceful_timeout = app.graceful_timeout;
+            spec.max_requests = app.max_requests;
+            spec.max_requests_jitter = app.max_requests_jitter;
+            spec.max_rss = app.max_rss;
             let workers = spec.workers;
             tracing::info!(app = %target, workers, threads = spec.threads, "starting workers");
             let pool = Pool::start(spec).await?;
@@ -132,6 +138,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         graceful_timeout: app.graceful_timeout,
     };
 
+    let pool = match &site.backend {
+        Backend::Python(pool) => Some(pool.clone()),
+        Backend::Proxy(..) => None,
+    };
+    let control_task = tokio::spawn(control::serve(control, pool.clone()));
+    let hangup_task = pool.map(|pool| tokio::spawn(reload_on_hangup(pool)));
+
     tracing::info!("serving {} at http://{}", app.name.as_str(), args.listen);
     if let Some(addr) = args.tls_listen {
         tracing::info!("serving {} at https://{}", app.name.as_str(), addr);
@@ -139,6 +152,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     capstan_edge::serve(listeners, Arc::clone(&site), options, shutdown_signal()).await;
 
     tracing::info!("stopping");
+    control_task.abort();
+    if let Some(task) = hangup_task {
+        task.abort();
+    }
+    let _ = std::fs::remove_file(control::socket_path(&state));
     match &site.backend {
         Backend::Python(pool) => pool.stop(app.graceful_timeout).await,
         Backend::Proxy(..) => {}
@@ -152,6 +170,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `capstan reload`: asks the running `capstan run` of DIR for new workers.
+pub async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("{} is not a folder capstan can read", args.dir.display()))?;
+    let answer = control::request(&dir.join(".capstan"), "reload").await?;
+    match answer.strip_prefix("ok: ") {
+        Some(done) => {
+            println!("reloaded: {}", done.trim_end());
+            Ok(())
+        }
+        None => bail!(
+            "{}",
+            answer
+                .trim_end()
+                .strip_prefix("error: ")
+                .unwrap_or("capstan did not answer the reload")
+        ),
+    }
+}
+
+/// Each SIGHUP reloads the workers, as it does for gunicorn.
+async fn reload_on_hangup(pool: Pool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let _ = control::reload(&pool).await;
+    }
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {

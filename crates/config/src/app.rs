@@ -26,6 +26,12 @@ pub struct App {
     pub timeout: Duration,
     /// How long shutdown and reload wait for in-flight requests (default 30s).
     pub graceful_timeout: Duration,
+    /// Replace a worker after this many requests (none: never).
+    pub max_requests: Option<u64>,
+    /// Up to this many more per worker, so workers do not restart together.
+    pub max_requests_jitter: u64,
+    /// Replace a worker whose resident memory grows past this many bytes.
+    pub max_rss: Option<u64>,
     /// Directories the edge serves itself, longest URL prefix first.
     pub static_routes: Vec<StaticRoute>,
     /// The app's environment: `[env]` < `.flaskenv` < `.env` (later wins).
@@ -171,6 +177,9 @@ pub(crate) struct Partial {
     pub threads: Option<usize>,
     pub timeout: Option<Duration>,
     pub graceful_timeout: Option<Duration>,
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
+    pub max_rss: Option<u64>,
     /// `None` when the file has no `[static]`, so `static/` may be picked up.
     pub static_routes: Option<Vec<StaticRoute>>,
     pub env: BTreeMap<String, String>,

@@ -34,6 +34,9 @@ const WEB_KEYS: &[&str] = &[
     "threads",
     "timeout",
     "graceful_timeout",
+    "max_requests",
+    "max_requests_jitter",
+    "max_rss",
 ];
 const RELEASE_KEYS: &[&str] = &["commands"];
 const PROCESS_KEYS: &[&str] = &["command"];
@@ -178,6 +181,9 @@ fn read_web(web: &Table<'_>, p: &mut Partial) -> Result<(), ConfigError> {
                 p.timeout = Some(timeout);
             }
             "graceful_timeout" => p.graceful_timeout = Some(f.duration()?),
+            "max_requests" => p.max_requests = Some(f.int_in(1..=i64::MAX)? as u64),
+            "max_requests_jitter" => p.max_requests_jitter = Some(f.int_in(0..=i64::MAX)? as u64),
+            "max_rss" => p.max_rss = Some(f.size()?),
             _ => unreachable!(),
         }
     }
@@ -373,7 +379,8 @@ DEBUG = false
         assert_eq!(
             err("[web]\nwsgi = \"a:app\"\n\n\n\n\nwrokers = 4\n"),
             "capstan.toml:7: unknown key `wrokers` in [web]; expected one of: wsgi, command, \
-             workers, threads, timeout, graceful_timeout"
+             workers, threads, timeout, graceful_timeout, max_requests, max_requests_jitter, \
+             max_rss"
         );
         assert_eq!(
             err("[web]\n\n\n\n\n\n\n\ntimeout = \"30 parsecs\"\n"),

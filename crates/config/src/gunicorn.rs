@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub threads: Option<usize>,
     pub timeout: Option<Duration>,
     pub graceful_timeout: Option<Duration>,
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
     pub chdir: Option<String>,
     pub env: Vec<(String, String)>,
     /// "ignored gunicorn flag --bind: capstan listens itself", ...
@@ -194,7 +196,12 @@ fn apply(
     let (v, dynamic) = value.unwrap_or(("", false));
     let numeric = matches!(
         action,
-        Action::Workers | Action::Threads | Action::Timeout | Action::GracefulTimeout
+        Action::Workers
+            | Action::Threads
+            | Action::Timeout
+            | Action::GracefulTimeout
+            | Action::MaxRequests
+            | Action::MaxRequestsJitter
     );
     if dynamic && numeric {
         run.notes.push(format!(
@@ -218,6 +225,10 @@ fn apply(
                 ))
             })
     };
+    let whole = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| bad(format!("{v:?} is not a whole number")))
+    };
     let seconds = |v: &str| {
         v.parse::<u64>()
             .map(Duration::from_secs)
@@ -237,6 +248,9 @@ fn apply(
             run.timeout = Some(t);
         }
         Action::GracefulTimeout => run.graceful_timeout = Some(seconds(v)?),
+        // gunicorn's 0 means "never", as an absent setting does here.
+        Action::MaxRequests => run.max_requests = Some(whole(v)?).filter(|&n| n > 0),
+        Action::MaxRequestsJitter => run.max_requests_jitter = Some(whole(v)?),
         Action::Chdir => run.chdir = Some(v.to_owned()),
         Action::Env => match v.split_once('=') {
             Some((k, val)) if crate::names::check_env_name(k).is_ok() => {

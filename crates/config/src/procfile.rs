@@ -122,6 +122,8 @@ fn read_web(root: &Path, line: usize, command: &str, p: &mut Partial) -> Result<
             p.threads = run.threads;
             p.timeout = run.timeout;
             p.graceful_timeout = run.graceful_timeout;
+            p.max_requests = run.max_requests;
+            p.max_requests_jitter = run.max_requests_jitter;
             if let Some(dir) = run.chdir {
                 p.workdir = Some(resolve_dir_inside(root, &dir).map_err(|e| bad("--chdir", e))?);
             }

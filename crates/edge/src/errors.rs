@@ -14,3 +14,13 @@ pub fn error_response(status: StatusCode, text: &'static str) -> Response<Body> 
     );
     response
 }
+
+/// A 400 that also ends the connection: after a malformed request nothing
+/// else on that connection can be trusted (RFC 9112, 11.2).
+pub fn bad_request(text: &'static str) -> Response<Body> {
+    let mut response = error_response(StatusCode::BAD_REQUEST, text);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

@@ -15,7 +15,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::body::Body;
 use crate::environ::{self, Connection};
-use crate::errors::error_response;
+use crate::errors::{bad_request, error_response};
 use crate::forwarded::Client;
 
 /// How much of a passed file is read at a time.
@@ -33,10 +33,7 @@ pub async fn handle(
     let frame = match environ::encode(parts, request_body.len(), client, conn) {
         Ok(frame) => frame,
         Err(environ::EnvironError::Nul) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "A NUL byte is not allowed in a request.",
-            )
+            return bad_request("A NUL byte is not allowed in a request.")
         }
     };
     let outcome = pool

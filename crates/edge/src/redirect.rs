@@ -4,7 +4,7 @@
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::body::{self, Body};
-use crate::errors::error_response;
+use crate::errors::bad_request;
 
 /// The redirect of this request to HTTPS on `port`.
 pub fn to_https<B>(request: &Request<B>, port: u16) -> Response<Body> {
@@ -15,7 +15,7 @@ pub fn to_https<B>(request: &Request<B>, port: u16) -> Response<Body> {
         .map(str::to_owned)
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
     let Some(host) = host else {
-        return error_response(StatusCode::BAD_REQUEST, "A Host header is required.");
+        return bad_request("A Host header is required.");
     };
     let name = strip_port(&host);
     let authority = if port == 443 {
@@ -27,7 +27,7 @@ pub fn to_https<B>(request: &Request<B>, port: u16) -> Response<Body> {
     let location = format!("https://{authority}{target}");
     // SECURITY: the Host header is client input; only a valid header value goes out.
     let Ok(location) = HeaderValue::from_str(&location) else {
-        return error_response(StatusCode::BAD_REQUEST, "Bad Host header.");
+        return bad_request("Bad Host header.");
     };
     let status = if matches!(*request.method(), Method::GET | Method::HEAD) {
         StatusCode::MOVED_PERMANENTLY

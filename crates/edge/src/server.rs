@@ -28,6 +28,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client gets to send a request's headers (nginx: client_header_timeout).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Past this much buffered head (request line and headers) a request gets
+/// 431; hyper checks between reads, so the real limit lands within 2x of it.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The most header fields a request may have.
+const MAX_HEADERS: usize = 100;
+
 /// A bound socket, plain or TLS.
 pub struct Listener {
     /// The socket.
@@ -179,7 +185,9 @@ async fn serve_connection<S>(
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .keep_alive(true)
-            .pipeline_flush(true)
+            // nginx allows 32 KiB of headers by default.
+            .max_buf_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS)
             .writev(true);
         watcher.watch(builder.serve_connection(io, service)).await
     };

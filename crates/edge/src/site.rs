@@ -11,11 +11,14 @@ use ipnet::IpNet;
 
 use crate::body::Body;
 use crate::environ::Connection;
-use crate::errors::error_response;
+use crate::errors::{bad_request, error_response};
 use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
 use crate::static_files::StaticFiles;
+
+/// The longest request target (path and query) accepted.
+const MAX_TARGET_BYTES: usize = 8 * 1024;
 
 /// Where requests that are not static files go.
 pub enum Backend {
@@ -56,7 +59,28 @@ impl Site {
         if request.version() == http::Version::HTTP_11
             && !request.headers().contains_key(header::HOST)
         {
-            return error_response(StatusCode::BAD_REQUEST, "A Host header is required.");
+            return bad_request("A Host header is required.");
+        }
+        // SECURITY: both framings at once is how requests are smuggled past
+        // proxies; refuse it rather than pick one (as gunicorn does).
+        if request.headers().contains_key(header::TRANSFER_ENCODING)
+            && request.headers().contains_key(header::CONTENT_LENGTH)
+        {
+            return bad_request("Content-Length and Transfer-Encoding cannot both be sent.");
+        }
+        // nginx's limit for a request line is 8 KiB; longer targets are refused.
+        if request
+            .uri()
+            .path_and_query()
+            .map_or(0, |pq| pq.as_str().len())
+            > MAX_TARGET_BYTES
+        {
+            let mut response =
+                error_response(StatusCode::URI_TOO_LONG, "The request target is too long.");
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
         // 1. Plain HTTP goes to HTTPS when TLS is on.
         if let (false, Some(port)) = (conn.tls, self.https_port) {
@@ -117,10 +141,7 @@ impl Site {
             Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Err(error) => {
                 tracing::debug!(%error, "request body could not be read");
-                Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "The request body could not be read.",
-                ))
+                Err(bad_request("The request body could not be read."))
             }
         }
     }

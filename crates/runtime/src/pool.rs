@@ -3,10 +3,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::slot;
+use crate::slot::{self, SlotCommand};
 use crate::worker::Worker;
 use crate::{BootError, CallError, PoolSpec};
 
@@ -25,6 +25,10 @@ pub(crate) struct PoolInner {
     idle: Notify,
     pub stop: watch::Sender<bool>,
     slots: Mutex<Option<JoinSet<()>>>,
+    /// One command channel per slot, for reloads.
+    commands: Mutex<Vec<mpsc::Sender<SlotCommand>>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -51,13 +55,17 @@ impl Pool {
             idle: Notify::new(),
             stop,
             slots: Mutex::new(None),
+            commands: Mutex::new(Vec::new()),
+            reloading: tokio::sync::Mutex::new(()),
             spec,
         });
         let mut slots = JoinSet::new();
         let mut booted = Vec::new();
         for index in 1..=inner.spec.workers {
             let (tx, rx) = oneshot::channel();
-            slots.spawn(slot::run(Arc::clone(&inner), index, tx));
+            let (commands, receiver) = mpsc::channel(1);
+            inner.commands.lock().expect("commands lock").push(commands);
+            slots.spawn(slot::run(Arc::clone(&inner), index, tx, receiver));
             booted.push(rx);
         }
         *inner.slots.lock().expect("slots lock") = Some(slots);
@@ -90,6 +98,59 @@ impl Pool {
         let slots = self.inner.slots.lock().expect("slots lock").take();
         if let Some(mut slots) = slots {
             while slots.join_next().await.is_some() {}
+        }
+    }
+
+    /// Replaces every worker with a new one running the app's current code,
+    /// with no request lost: the new workers all load the app first, then take
+    /// over at once, and the old ones finish what they hold and exit.
+    ///
+    /// If any new worker fails to load the app, none takes over: the old
+    /// generation keeps serving and the error (with its traceback) is returned.
+    pub async fn reload(&self) -> Result<(), BootError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let slots = self.inner.commands.lock().expect("commands lock").clone();
+        let mut pending = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let (booted, booted_rx) = oneshot::channel();
+            let (commit, commit_rx) = oneshot::channel();
+            let command = SlotCommand::Replace {
+                booted,
+                commit: commit_rx,
+            };
+            if slot.send(command).await.is_ok() {
+                pending.push((booted_rx, commit));
+            }
+        }
+        // A slot that is restarting a crashed worker answers once that one is up.
+        let wait = self.inner.spec.boot_timeout * 2 + self.inner.spec.kill_grace;
+        let mut failure = None;
+        let mut commits = Vec::with_capacity(pending.len());
+        for (booted, commit) in pending {
+            match tokio::time::timeout(wait, booted).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => {
+                    failure.get_or_insert(error);
+                }
+                Ok(Err(_)) => {
+                    failure.get_or_insert(BootError::Stopped);
+                }
+                Err(_) => {
+                    failure.get_or_insert(BootError::Timeout {
+                        target: self.inner.spec.target.clone(),
+                        timeout: wait,
+                    });
+                }
+            }
+            commits.push(commit);
+        }
+        let go = failure.is_none();
+        for commit in commits {
+            let _ = commit.send(go);
+        }
+        match failure {
+            None => Ok(()),
+            Some(error) => Err(error),
         }
     }
 
@@ -199,7 +260,7 @@ impl PoolInner {
     /// A request on `worker` is finished: hand the slot to the first waiter, or free it.
     pub fn release(self: &Arc<Self>, worker: &Arc<Worker>) {
         let mut state = self.state.lock().expect("pool lock");
-        if worker.is_alive() {
+        if worker.takes_requests() {
             while let Some(waiter) = state.waiters.pop_front() {
                 match waiter.send(Lease::new(Arc::clone(worker), self)) {
                     Ok(()) => return,
@@ -232,6 +293,7 @@ impl PoolInner {
 
     /// A worker is gone: no new request goes to it.
     pub fn remove(&self, worker: &Arc<Worker>) {
+        worker.leave_pool();
         let mut state = self.state.lock().expect("pool lock");
         state.ready.retain(|w| !Arc::ptr_eq(w, worker));
         drop(state);

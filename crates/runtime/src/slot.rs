@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use capstan_proc::{socketpair, Child, FdSocket, Spec};
 use capstan_wire::{Hello, Kind};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::stop::{is_stopped, stopped};
 
@@ -24,10 +24,21 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// of the socket is closed, so this only waits if a child of it inherited the socket.
 const LEFTOVER_WAIT: Duration = Duration::from_secs(1);
 
+/// What a slot can be asked to do while its worker serves.
+pub(crate) enum SlotCommand {
+    /// Start a new worker beside the current one and report whether it booted;
+    /// then swap it in if `commit` says true, or throw it away.
+    Replace {
+        booted: oneshot::Sender<Result<(), BootError>>,
+        commit: oneshot::Receiver<bool>,
+    },
+}
+
 pub(crate) async fn run(
     pool: Arc<PoolInner>,
     index: usize,
     booted: oneshot::Sender<Result<(), BootError>>,
+    mut commands: mpsc::Receiver<SlotCommand>,
 ) {
     let mut booted = Some(booted);
     let mut backoff = FIRST_BACKOFF;
@@ -36,22 +47,55 @@ pub(crate) async fn run(
     while !is_stopped(&stop) {
         let started = Instant::now();
         match boot(&pool, &name).await {
-            Ok((mut child, worker, reader)) => {
+            Ok((child, worker, reader)) => {
                 if let Some(booted) = booted.take() {
                     let _ = booted.send(Ok(()));
                 }
-                tokio::spawn(Arc::clone(&worker).read_loop(reader, Arc::clone(&pool)));
-                pool.add(Arc::clone(&worker));
-                tracing::debug!(worker = %name, pid = child.pid(), "worker ready");
-                let exit = tokio::select! {
-                    exit = child.wait() => exit,
-                    _ = worker.kill.notified() => child.terminate(pool.spec.kill_grace).await,
-                    _ = stopped(&mut stop) => {
-                        worker.shutdown().await;
-                        match tokio::time::timeout(pool.spec.kill_grace, child.wait()).await {
-                            Ok(exit) => exit,
-                            Err(_) => child.terminate(pool.spec.kill_grace).await,
+                let (mut child, mut worker) = go_live(&pool, child, worker, reader);
+                let mut memory_check = tokio::time::interval(MEMORY_CHECK);
+                // False once a replacement failed to start: no retry on every check.
+                let mut can_recycle = true;
+                let exit = loop {
+                    tokio::select! {
+                        _ = memory_check.tick(), if pool.spec.max_rss.is_some() && can_recycle => {
+                            if resident_bytes(child.pid()) > pool.spec.max_rss {
+                                tracing::warn!(worker = %name, pid = child.pid(), max_rss = pool.spec.max_rss, "worker uses more memory than max_rss");
+                                worker.recycle.notify_one();
+                            }
                         }
+                        exit = child.wait() => break exit,
+                        _ = worker.kill.notified() => break child.terminate(pool.spec.kill_grace).await,
+                        _ = worker.recycle.notified() => {
+                            tracing::info!(worker = %name, pid = child.pid(), served = worker.served(), "recycling the worker");
+                            // Whatever the reason, one replacement at a time.
+                            worker.stop_recycling();
+                            match boot(&pool, &name).await {
+                                Ok(next) => (child, worker) = swap(&pool, (child, worker), next),
+                                Err(error) => {
+                                    // Keep the old worker; trying again on every request would spin.
+                                    can_recycle = false;
+                                    tracing::error!(worker = %name, "could not start a replacement, so the worker is not recycled: {error}");
+                                }
+                            }
+                        }
+                        Some(command) = commands.recv() => {
+                            let SlotCommand::Replace { booted, commit } = command;
+                            match boot(&pool, &name).await {
+                                Ok(next) => {
+                                    let _ = booted.send(Ok(()));
+                                    if commit.await == Ok(true) {
+                                        (child, worker) = swap(&pool, (child, worker), next);
+                                    } else {
+                                        let (mut unused, _, _) = next;
+                                        unused.terminate(pool.spec.kill_grace).await;
+                                    }
+                                }
+                                Err(error) => {
+                                    let _ = booted.send(Err(error));
+                                }
+                            }
+                        }
+                        _ = stopped(&mut stop) => break retire(&worker, &mut child, pool.spec.kill_grace, pool.spec.kill_grace).await,
                     }
                 };
                 pool.remove(&worker);
@@ -76,6 +120,64 @@ pub(crate) async fn run(
             _ = stopped(&mut stop) => break,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// How often a worker's memory is compared with max_rss.
+const MEMORY_CHECK: Duration = Duration::from_secs(1);
+
+/// A process's resident memory, from /proc (None if it is gone).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Starts reading a booted worker's frames and offers it requests.
+fn go_live(
+    pool: &Arc<PoolInner>,
+    child: Child,
+    worker: Arc<Worker>,
+    reader: FrameReader,
+) -> (Child, Arc<Worker>) {
+    tokio::spawn(Arc::clone(&worker).read_loop(reader, Arc::clone(pool)));
+    pool.add(Arc::clone(&worker));
+    tracing::debug!(worker = %worker.name, pid = child.pid(), "worker ready");
+    (child, worker)
+}
+
+/// Puts `next` in the place of `current`: the new worker takes requests from
+/// now on, the old one finishes what it holds and exits in the background.
+fn swap(
+    pool: &Arc<PoolInner>,
+    current: (Child, Arc<Worker>),
+    next: (Child, Arc<Worker>, FrameReader),
+) -> (Child, Arc<Worker>) {
+    let (next_child, next_worker, reader) = next;
+    let live = go_live(pool, next_child, next_worker, reader);
+    let (mut old_child, old_worker) = current;
+    pool.remove(&old_worker);
+    let pool = Arc::clone(pool);
+    tokio::spawn(async move {
+        let patience = pool.spec.graceful_timeout;
+        let exit = retire(&old_worker, &mut old_child, patience, pool.spec.kill_grace).await;
+        tracing::debug!(worker = %old_worker.name, pid = old_child.pid(), %exit, "old worker stopped");
+    });
+    live
+}
+
+/// Stops a worker that takes no new requests: it finishes the ones it holds
+/// (up to the graceful timeout), then exits; failing that, its group is killed.
+async fn retire(
+    worker: &Worker,
+    child: &mut Child,
+    patience: Duration,
+    kill_grace: Duration,
+) -> capstan_proc::Exit {
+    worker.shutdown().await;
+    match tokio::time::timeout(patience, child.wait()).await {
+        Ok(exit) => exit,
+        Err(_) => child.terminate(kill_grace).await,
     }
 }
 
@@ -138,6 +240,7 @@ async fn boot(
                 Ok(hello) => {
                     let worker =
                         Worker::new(name.to_owned(), child.pid(), hello.threads as usize, socket);
+                    worker.recycle_after(spec.recycle_limit());
                     return Ok((child, Arc::new(worker), reader));
                 }
                 Err(error) => BootError::Protocol(error.to_string()),

@@ -31,6 +31,29 @@ pub struct PoolSpec {
     pub queue_timeout: Duration,
     /// How long a worker gets between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// How long a worker that is being replaced gets to finish its requests.
+    pub graceful_timeout: Duration,
+    /// Replace a worker after this many requests (gunicorn's max_requests).
+    pub max_requests: Option<u64>,
+    /// Up to this many more, chosen per worker, so workers do not all restart at once.
+    pub max_requests_jitter: u64,
+    /// Replace a worker whose resident memory grows past this many bytes.
+    pub max_rss: Option<u64>,
+}
+
+impl PoolSpec {
+    /// This worker's request limit: max_requests plus a random share of the jitter.
+    pub(crate) fn recycle_limit(&self) -> Option<u64> {
+        let limit = self.max_requests?;
+        if self.max_requests_jitter == 0 {
+            return Some(limit);
+        }
+        // Any varying number will do; the clock's nanoseconds are one.
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+        Some(limit + noise % (self.max_requests_jitter + 1))
+    }
 }
 
 impl PoolSpec {
@@ -50,6 +73,10 @@ impl PoolSpec {
             max_queue: 1024,
             queue_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(5),
+            graceful_timeout: Duration::from_secs(30),
+            max_requests: None,
+            max_requests_jitter: 0,
+            max_rss: None,
         }
     }
 }

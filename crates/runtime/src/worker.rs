@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::io::IoSlice;
@@ -47,6 +47,14 @@ pub(crate) struct Worker {
     next_id: AtomicU32,
     /// Asks the slot that owns the process to stop it (timeout, protocol error).
     pub kill: Notify,
+    /// Asks the slot to replace it between requests (max_requests).
+    pub recycle: Notify,
+    /// Requests finished so far.
+    served: AtomicU64,
+    /// Recycle once `served` reaches this (u64::MAX: never).
+    recycle_at: AtomicU64,
+    /// False once it left the pool's ready set: no new request may be handed to it.
+    in_pool: AtomicBool,
 }
 
 impl Worker {
@@ -62,7 +70,45 @@ impl Worker {
             routes: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             kill: Notify::new(),
+            recycle: Notify::new(),
+            served: AtomicU64::new(0),
+            recycle_at: AtomicU64::new(u64::MAX),
+            in_pool: AtomicBool::new(true),
         }
+    }
+
+    /// Recycle the worker after `limit` requests (`None`: never).
+    pub fn recycle_after(&self, limit: Option<u64>) {
+        self.recycle_at
+            .store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Never recycle this worker (its replacement could not start).
+    pub fn stop_recycling(&self) {
+        self.recycle_after(None);
+    }
+
+    /// Requests finished so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Counts a finished request; asks for recycling when the limit is reached.
+    pub fn count_served(&self) {
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if served >= self.recycle_at.load(Ordering::Relaxed) {
+            self.recycle.notify_one();
+        }
+    }
+
+    /// Whether new requests may still be handed to it.
+    pub fn takes_requests(&self) -> bool {
+        self.is_alive() && self.in_pool.load(Ordering::Acquire)
+    }
+
+    /// It left the ready set (retired, replaced or dead).
+    pub fn leave_pool(&self) {
+        self.in_pool.store(false, Ordering::Release);
     }
 
     pub fn is_alive(&self) -> bool {
@@ -200,6 +246,7 @@ impl Worker {
             }
             if last {
                 self.routes.lock().expect("routes lock").remove(&id);
+                self.count_served();
                 pool.release(&self);
             }
         }

@@ -427,3 +427,11 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8], quiet: Duration) -> Vec<u8
     }
     out
 }
+
+/// The pid of the probe app's worker that answered a GET /environ.
+pub async fn pid_serving(server: &Server) -> u32 {
+    let response = client().get(server.url("/environ")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let env: serde_json::Value = response.json().await.unwrap();
+    env["pid"].as_u64().unwrap() as u32
+}

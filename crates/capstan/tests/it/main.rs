@@ -7,6 +7,8 @@ mod fixture;
 mod apps;
 mod edge;
 mod errors;
+mod limits;
+mod reload;
 mod serving;
 mod supervision;
 mod wsgi;

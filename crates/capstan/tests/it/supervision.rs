@@ -10,18 +10,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::fixture::{alive, app_copy, app_with, client, Opts, Server};
+use crate::fixture::{alive, app_copy, app_with, client, pid_serving, Opts, Server};
 
 fn sigkill(pid: u32) {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-}
-
-/// The pid of the worker that answered a GET /environ.
-async fn pid_serving(server: &Server) -> u32 {
-    let response = client().get(server.url("/environ")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let env: serde_json::Value = response.json().await.unwrap();
-    env["pid"].as_u64().unwrap() as u32
 }
 
 /// Opts for a probe whose /hold route reports, in `log`, that the app has the request.

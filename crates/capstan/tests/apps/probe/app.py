@@ -204,6 +204,17 @@ def hold_view(environ, start_response):
     return [b"held"]
 
 
+HOARD = []
+
+
+def grow_view(environ, start_response):
+    """Keeps N MiB alive in this worker, to test max_rss."""
+    mib = int(_query(environ).get("mib", "1"))
+    HOARD.append(bytearray(mib << 20))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"grown"]
+
+
 ROUTES = {
     "/environ": environ_view,
     "/input": input_view,
@@ -218,6 +229,7 @@ ROUTES = {
     "/log": log_view,
     "/headers": headers_view,
     "/text": text_view,
+    "/grow": grow_view,
     "/echo": echo_view,
     "/close_stream": close_stream_view,
     "/hold": hold_view,

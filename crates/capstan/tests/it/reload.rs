@@ -1,0 +1,247 @@
+//! Reloads and recycling: new workers take over with no request lost, and a
+//! reload whose code cannot load leaves the old workers serving.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::fixture::{app_copy, capstan, client, pid_serving, run_to_exit, Opts, Server};
+
+/// `capstan reload DIR`, without blocking the test's runtime (load runs on it).
+async fn reload(dir: &Path) -> (bool, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(capstan())
+            .arg("reload")
+            .arg(dir)
+            .output(),
+    )
+    .await
+    .expect("capstan reload finishes")
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Requests from `clients` keep-alive clients until `stop`, bounded by `limit`.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(url: String, clients: usize, limit: Duration) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + limit;
+        let tasks = (0..clients)
+            .map(|_| {
+                let (ok, failed, stop, url) =
+                    (ok.clone(), failed.clone(), stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let http = client();
+                    let mut errors = Vec::new();
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        match http.get(&url).send().await {
+                            Ok(response) if response.status() == 200 => {
+                                match response.bytes().await {
+                                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                                    Err(error) => {
+                                        errors.push(error.to_string());
+                                        failed.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                }
+                            }
+                            Ok(response) => {
+                                errors.push(format!("status {}", response.status()));
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                            Err(error) => {
+                                errors.push(error.to_string());
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    async fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for task in self.tasks {
+            errors.extend(task.await.unwrap());
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_reloads_under_constant_load_lose_no_request() {
+    let app = app_copy("probe");
+    let server = Server::start(app.path(), Opts::default());
+    let before = pid_serving(&server).await;
+    let load = Load::start(server.url("/environ"), 4, Duration::from_secs(120));
+    for round in 1..=20 {
+        let (ok, output) = reload(app.path()).await;
+        assert!(ok, "reload {round} failed: {output}\n{}", server.stderr());
+    }
+    // Some traffic after the last switch too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(failed, 0, "{errors:?}\n{}", server.stderr());
+    assert!(ok > 100, "only {ok} requests went through");
+    assert_ne!(pid_serving(&server).await, before);
+    eprintln!("20 reloads under load: {ok} requests, {failed} failed");
+    assert!(server.stop(Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_whose_code_cannot_load_keeps_the_old_workers_serving() {
+    let app = app_copy("probe");
+    let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let before = pid_serving(&server).await;
+    let good = std::fs::read_to_string(app.path().join("app.py")).unwrap();
+    std::fs::write(
+        app.path().join("app.py"),
+        format!("raise RuntimeError('broken by the new release')\n{good}"),
+    )
+    .unwrap();
+    let (ok, output) = reload(app.path()).await;
+    assert!(!ok, "a broken reload must fail: {output}");
+    assert!(
+        output.contains("broken by the new release") && output.contains("Traceback"),
+        "{output}"
+    );
+    assert_eq!(
+        pid_serving(&server).await,
+        before,
+        "the old worker still serves"
+    );
+    std::fs::write(app.path().join("app.py"), good).unwrap();
+    let (ok, output) = reload(app.path()).await;
+    assert!(ok, "{output}");
+    assert_ne!(pid_serving(&server).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_workers() {
+    let app = app_copy("probe");
+    let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let before = pid_serving(&server).await;
+    server.signal(Signal::SIGHUP);
+    assert!(
+        server.wait_for_stderr("reloaded", Duration::from_secs(30)),
+        "{}",
+        server.stderr()
+    );
+    assert_ne!(pid_serving(&server).await, before);
+}
+
+#[test]
+fn reload_without_a_running_capstan_says_so() {
+    let app = app_copy("probe");
+    let (status, output) = run_to_exit(
+        &["reload", app.path().to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success());
+    assert!(
+        output.contains("no capstan is running for this app") && output.contains("capstan run"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_second_capstan_for_the_same_app_is_refused() {
+    let app = app_copy("probe");
+    let _first = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let second = Server::try_start(app.path(), Opts::args(&["--workers", "1"]));
+    let output = second.err().expect("the second one refuses to start");
+    assert!(output.contains("already running for this app"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_recycled_after_max_requests_without_failing_a_request() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\n\n[web]\nwsgi = \"app:app\"\nmax_requests = 25\nmax_requests_jitter = 5\n",
+    )
+    .unwrap();
+    let server = Server::start(app.path(), Opts::default());
+    let http = client();
+    let mut pids = HashSet::new();
+    for _ in 0..300 {
+        let response = http.get(server.url("/environ")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let env: serde_json::Value = response.json().await.unwrap();
+        pids.insert(env["pid"].as_u64().unwrap());
+    }
+    // 2 workers recycled every 25-30 requests: at least 10 generations in 300.
+    assert!(
+        pids.len() >= 8,
+        "only {} worker pids served 300 requests",
+        pids.len()
+    );
+    assert!(server.stderr().contains("recycling the worker"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_max_rss_is_replaced_between_requests() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\n\n[web]\nwsgi = \"app:app\"\nmax_rss = \"100MiB\"\n",
+    )
+    .unwrap();
+    let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let before = pid_serving(&server).await;
+    let grown = client()
+        .get(server.url("/grow?mib=150"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grown.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Every request in between is answered, by the old worker or the new one.
+        if pid_serving(&server).await != before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replaced:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        server.stderr().contains("more memory than max_rss"),
+        "{}",
+        server.stderr()
+    );
+}
