@@ -24,8 +24,20 @@ fn edge_threads() -> usize {
     (cores / 2).max(1)
 }
 
+/// Every client connection is a descriptor: like nginx's worker_rlimit_nofile,
+/// the soft limit goes up to the hard one, so a thousand idle clients fit.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    raise_descriptor_limit();
     logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(edge_threads())

@@ -51,7 +51,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let env = app_env(&app, &venv);
     let workdir = app.workdir.clone().unwrap_or_else(|| app.root.clone());
 
-    let (backend, worker_count) = match &app.web {
+    let backend = match &app.web {
         Web::Wsgi(target) => {
             let shim = capstan_shim::write_to(&state).with_context(|| {
                 format!("could not write the worker shim into {}", state.display())
@@ -73,10 +73,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             spec.max_requests = app.max_requests;
             spec.max_requests_jitter = app.max_requests_jitter;
             spec.max_rss = app.max_rss;
-            let workers = spec.workers;
-            tracing::info!(app = %target, workers, threads = spec.threads, "starting workers");
-            let pool = Pool::start(spec).await?;
-            (Backend::Python(pool), workers)
+            if let Some(max_queue) = app.max_queue {
+                spec.max_queue = max_queue;
+            }
+            if let Some(queue_timeout) = app.queue_timeout {
+                spec.queue_timeout = queue_timeout;
+            }
+            tracing::info!(app = %target, workers = spec.workers, threads = spec.threads, "starting workers");
+            Backend::Python(Pool::start(spec).await?)
         }
         Web::Command { command } => {
             let port = free_port()?;
@@ -93,10 +97,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 web.stop().await;
                 return Err(error);
             }
-            (Backend::Proxy(Box::new(Proxy::new(port)), web), 1)
+            Backend::Proxy(Box::new(Proxy::new(port)), web)
         }
     };
-    let _ = worker_count;
 
     let mut processes = Vec::new();
     for (name, process) in &app.processes {
@@ -124,6 +127,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         backend,
         trusted_proxies: app.http.trusted_proxies.clone(),
         max_body_size: app.http.max_body_size,
+        client_timeout: app.http.client_timeout,
         https_port: args
             .tls_listen
             .filter(|_| app.http.https_redirect)
@@ -136,6 +140,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         access_log: app.http.access_log && !args.no_access_log,
         compression: app.http.compression,
         graceful_timeout: app.graceful_timeout,
+        client_timeout: app.http.client_timeout,
     };
 
     let pool = match &site.backend {

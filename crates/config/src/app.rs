@@ -32,6 +32,10 @@ pub struct App {
     pub max_requests_jitter: u64,
     /// Replace a worker whose resident memory grows past this many bytes.
     pub max_rss: Option<u64>,
+    /// Requests that may wait for a busy pool before new ones get 503.
+    pub max_queue: Option<usize>,
+    /// How long a request may wait for a worker before it gets 503.
+    pub queue_timeout: Option<Duration>,
     /// Directories the edge serves itself, longest URL prefix first.
     pub static_routes: Vec<StaticRoute>,
     /// The app's environment: `[env]` < `.flaskenv` < `.env` (later wins).
@@ -137,6 +141,9 @@ pub struct HttpSettings {
     pub hsts: bool,
     /// With an HTTPS listener, redirect plain HTTP to it (default true).
     pub https_redirect: bool,
+    /// How long a client may take to send a request's head, or between two
+    /// pieces of its body, and how long an idle keep-alive connection stays open.
+    pub client_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -148,6 +155,7 @@ impl Default for HttpSettings {
             compression: true,
             hsts: true,
             https_redirect: true,
+            client_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -180,6 +188,8 @@ pub(crate) struct Partial {
     pub max_requests: Option<u64>,
     pub max_requests_jitter: Option<u64>,
     pub max_rss: Option<u64>,
+    pub max_queue: Option<usize>,
+    pub queue_timeout: Option<Duration>,
     /// `None` when the file has no `[static]`, so `static/` may be picked up.
     pub static_routes: Option<Vec<StaticRoute>>,
     pub env: BTreeMap<String, String>,

@@ -37,6 +37,8 @@ const WEB_KEYS: &[&str] = &[
     "max_requests",
     "max_requests_jitter",
     "max_rss",
+    "max_queue",
+    "queue_timeout",
 ];
 const RELEASE_KEYS: &[&str] = &["commands"];
 const PROCESS_KEYS: &[&str] = &["command"];
@@ -184,6 +186,8 @@ fn read_web(web: &Table<'_>, p: &mut Partial) -> Result<(), ConfigError> {
             "max_requests" => p.max_requests = Some(f.int_in(1..=i64::MAX)? as u64),
             "max_requests_jitter" => p.max_requests_jitter = Some(f.int_in(0..=i64::MAX)? as u64),
             "max_rss" => p.max_rss = Some(f.size()?),
+            "max_queue" => p.max_queue = Some(f.int_in(0..=1_000_000)? as usize),
+            "queue_timeout" => p.queue_timeout = Some(f.duration()?),
             _ => unreachable!(),
         }
     }
@@ -380,7 +384,7 @@ DEBUG = false
             err("[web]\nwsgi = \"a:app\"\n\n\n\n\nwrokers = 4\n"),
             "capstan.toml:7: unknown key `wrokers` in [web]; expected one of: wsgi, command, \
              workers, threads, timeout, graceful_timeout, max_requests, max_requests_jitter, \
-             max_rss"
+             max_rss, max_queue, queue_timeout"
         );
         assert_eq!(
             err("[web]\n\n\n\n\n\n\n\ntimeout = \"30 parsecs\"\n"),

@@ -13,6 +13,7 @@ const HTTP_KEYS: &[&str] = &[
     "compression",
     "hsts",
     "https_redirect",
+    "client_timeout",
 ];
 
 /// Reads `[http]`; absent keys keep their defaults.
@@ -33,6 +34,13 @@ pub(crate) fn read_http(table: &Table<'_>) -> Result<HttpSettings, ConfigError> 
             "compression" => http.compression = f.bool()?,
             "hsts" => http.hsts = f.bool()?,
             "https_redirect" => http.https_redirect = f.bool()?,
+            "client_timeout" => {
+                let timeout = f.duration()?;
+                if timeout.is_zero() {
+                    return Err(f.bad("must be more than 0 (e.g. \"30s\")"));
+                }
+                http.client_timeout = timeout;
+            }
             _ => unreachable!(),
         }
     }

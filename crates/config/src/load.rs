@@ -105,6 +105,8 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         max_requests: partial.max_requests,
         max_requests_jitter: partial.max_requests_jitter.unwrap_or(0),
         max_rss: partial.max_rss,
+        max_queue: partial.max_queue,
+        queue_timeout: partial.queue_timeout,
         static_routes,
         env,
         processes: partial.processes,

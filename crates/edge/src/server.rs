@@ -25,8 +25,6 @@ use crate::site::Site;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client gets to send a request's headers (nginx: client_header_timeout).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Past this much buffered head (request line and headers) a request gets
 /// 431; hyper checks between reads, so the real limit lands within 2x of it.
@@ -51,6 +49,9 @@ pub struct ServeOptions {
     pub compression: bool,
     /// How long in-flight responses get to finish after the stop signal.
     pub graceful_timeout: Duration,
+    /// How long a client gets to send a request's head; also how long an idle
+    /// keep-alive connection stays open (nginx: client_header_timeout).
+    pub client_timeout: Duration,
 }
 
 /// Serves `site` on every listener until `shutdown` resolves, then stops
@@ -183,7 +184,7 @@ async fn serve_connection<S>(
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
+            .header_read_timeout(options.client_timeout)
             .keep_alive(true)
             // nginx allows 32 KiB of headers by default.
             .max_buf_size(MAX_HEADER_BYTES)

@@ -38,6 +38,8 @@ pub struct Site {
     pub trusted_proxies: Vec<IpNet>,
     /// The largest request body accepted.
     pub max_body_size: u64,
+    /// How long a client may pause while sending a body (then 408).
+    pub client_timeout: std::time::Duration,
     /// When TLS is on: plain HTTP is redirected to HTTPS on this port.
     pub https_port: Option<u16>,
     /// Send Strict-Transport-Security on HTTPS responses.
@@ -136,14 +138,41 @@ impl Site {
             return Ok(Bytes::new());
         }
         let limit = usize::try_from(self.max_body_size).unwrap_or(usize::MAX);
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(error) => {
-                tracing::debug!(%error, "request body could not be read");
-                Err(bad_request("The request body could not be read."))
+        let mut body = std::pin::pin!(Limited::new(body, limit));
+        let mut chunks = bytes::BytesMut::new();
+        loop {
+            // SECURITY: a client that stalls mid-body is cut off (nginx:
+            // client_body_timeout); it never holds a worker meanwhile anyway.
+            let frame = match tokio::time::timeout(self.client_timeout, body.frame()).await {
+                Err(_) => {
+                    let mut response = error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "The request body did not arrive in time.",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return Err(response);
+                }
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(error))) if error.is::<http_body_util::LengthLimitError>() => {
+                    return Err(too_large())
+                }
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, "request body could not be read");
+                    return Err(bad_request("The request body could not be read."));
+                }
+            };
+            if let Ok(data) = frame.into_data() {
+                if chunks.is_empty() && http_body::Body::is_end_stream(&*body) {
+                    // The whole body in one piece: no copy.
+                    return Ok(data);
+                }
+                chunks.extend_from_slice(&data);
             }
         }
+        Ok(chunks.freeze())
     }
 
     fn with_hsts(&self, mut response: Response<Body>, conn: &Connection) -> Response<Body> {
