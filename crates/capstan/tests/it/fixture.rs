@@ -157,9 +157,15 @@ impl Opts {
 impl Server {
     /// Starts capstan on `dir` with two workers and waits until it serves.
     pub fn start(dir: &Path, opts: Opts) -> Server {
-        match Server::try_start(dir, opts) {
-            Ok(server) => server,
-            Err(output) => panic!("capstan did not start:\n{output}"),
+        // Free ports are picked before capstan binds them; a test running in
+        // parallel may take one in between. Pick again then.
+        let mut attempts = 0;
+        loop {
+            match Server::try_start(dir, opts.clone()) {
+                Ok(server) => return server,
+                Err(output) if output.contains("already in use") && attempts < 3 => attempts += 1,
+                Err(output) => panic!("capstan did not start:\n{output}"),
+            }
         }
     }
 
