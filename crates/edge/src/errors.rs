@@ -15,12 +15,17 @@ pub fn error_response(status: StatusCode, text: &'static str) -> Response<Body> 
     response
 }
 
-/// A 400 that also ends the connection: after a malformed request nothing
-/// else on that connection can be trusted (RFC 9112, 11.2).
-pub fn bad_request(text: &'static str) -> Response<Body> {
-    let mut response = error_response(StatusCode::BAD_REQUEST, text);
+/// A short text response after which the connection is closed: after a
+/// malformed or refused request nothing else on it can be trusted (RFC 9112, 11.2).
+pub fn closing_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = error_response(status, text);
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// A 400 that also ends the connection.
+pub fn bad_request(text: &'static str) -> Response<Body> {
+    closing_response(StatusCode::BAD_REQUEST, text)
 }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use crate::body::Body;
 use crate::environ::Connection;
-use crate::errors::{bad_request, error_response};
+use crate::errors::{bad_request, closing_response, error_response};
 use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
@@ -77,12 +77,7 @@ impl Site {
             .map_or(0, |pq| pq.as_str().len())
             > MAX_TARGET_BYTES
         {
-            let mut response =
-                error_response(StatusCode::URI_TOO_LONG, "The request target is too long.");
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
+            return closing_response(StatusCode::URI_TOO_LONG, "The request target is too long.");
         }
         // 1. Plain HTTP goes to HTTPS when TLS is on.
         if let (false, Some(port)) = (conn.tls, self.https_port) {
@@ -145,14 +140,10 @@ impl Site {
             // client_body_timeout); it never holds a worker meanwhile anyway.
             let frame = match tokio::time::timeout(self.client_timeout, body.frame()).await {
                 Err(_) => {
-                    let mut response = error_response(
+                    return Err(closing_response(
                         StatusCode::REQUEST_TIMEOUT,
                         "The request body did not arrive in time.",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    return Err(response);
+                    ))
                 }
                 Ok(None) => break,
                 Ok(Some(Ok(frame))) => frame,

@@ -3,7 +3,8 @@
 //! captured line by line into the log under its name.
 //!
 //! This is the only crate allowed `unsafe` code: the `pre_exec` hook that moves
-//! the inherited socket into place.
+//! the inherited socket into place, and the worker socket's `recvmsg` into a
+//! buffer and ownership of the descriptors it receives.
 
 mod child;
 mod exit;
