@@ -60,8 +60,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
 
-    /// Also serve HTTPS (HTTP/2 and HTTP/1.1) here, with a self-signed
-    /// certificate kept in <DIR>/.capstan/tls.
+    /// Also serve HTTPS (HTTP/2 and HTTP/1.1) here: with certificates from
+    /// the ACME server for the app's domains, and a self-signed certificate
+    /// (kept in <DIR>/.capstan/tls) for other names and until they arrive.
     #[arg(long, value_name = "ADDR:PORT")]
     pub tls_listen: Option<SocketAddr>,
 
@@ -80,4 +81,35 @@ pub struct RunArgs {
     /// Do not write the access log (it goes to standard output).
     #[arg(long)]
     pub no_access_log: bool,
+
+    /// A domain to get a certificate for from the ACME server (repeat for
+    /// more) [default: `domains` in the app's file]. Needs --tls-listen.
+    #[arg(long = "domain", value_name = "NAME", value_parser = parse_domain)]
+    pub domains: Vec<String>,
+
+    /// The ACME server's directory URL [default: [tls] acme_directory, else
+    /// Let's Encrypt production].
+    #[arg(long, value_name = "URL", value_parser = parse_https_url)]
+    pub acme_directory: Option<String>,
+
+    /// A CA certificate (PEM) to trust for the ACME server, besides the
+    /// system's (for a private or test ACME server).
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca_root: Option<PathBuf>,
+
+    /// Contact email for the ACME account (expiry warnings go there).
+    #[arg(long, value_name = "ADDR")]
+    pub acme_email: Option<String>,
+}
+
+fn parse_domain(s: &str) -> Result<String, String> {
+    capstan_config::normalize_domain(s)
+}
+
+fn parse_https_url(s: &str) -> Result<String, String> {
+    if s.starts_with("https://") && s.len() > "https://".len() {
+        Ok(s.to_owned())
+    } else {
+        Err("ACME directories are served over HTTPS: give an https:// URL".into())
+    }
 }

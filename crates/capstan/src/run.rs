@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use capstan_config::{App, Web};
+use capstan_config::{AcmeChallenge, App, Web};
 use capstan_edge::static_files::{StaticFiles, StaticRoute};
 use capstan_edge::tls::{self, CertStore};
 use capstan_edge::{Backend, Listener, Proxy, ServeOptions, Site};
@@ -35,16 +35,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tcp: bind(args.listen, "--listen").await?,
         tls: None,
     }];
+    let domains = if args.domains.is_empty() {
+        app.domains.clone()
+    } else {
+        args.domains.clone()
+    };
+    let mut certs = None;
+    let mut _acme = None;
     if let Some(addr) = args.tls_listen {
         let tcp = bind(addr, "--tls-listen").await?;
-        let names = certificate_names(&app, addr);
-        let cert = tls::self_signed(&state.join("tls"), &names)?;
-        tracing::info!(names = ?names, "HTTPS uses a self-signed certificate; browsers will warn about it");
-        let config = tls::server_config(Arc::new(CertStore::new(cert)))?;
+        let names = certificate_names(&domains, addr);
+        let fallback = tls::self_signed(&state.join("tls"), &names)?;
+        let store = Arc::new(CertStore::new(fallback));
+        _acme = start_acme(&app, &args, &state, &domains, &store)?;
+        let config = tls::server_config(Arc::clone(&store))?;
+        certs = Some(store);
         listeners.push(Listener {
             tcp,
             tls: Some(TlsAcceptor::from(config)),
         });
+    } else if !domains.is_empty() {
+        tracing::warn!(
+            "domains are set but there is no HTTPS listener, so no certificate is requested; \
+             add --tls-listen 0.0.0.0:443"
+        );
     }
 
     let venv = python_env(&app, &args, &state).await?;
@@ -132,9 +146,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .tls_listen
             .filter(|_| app.http.https_redirect)
             .map(|addr| addr.port()),
-        // HSTS with a self-signed certificate would lock browsers out; it waits
-        // for a real certificate.
-        hsts: false,
+        hsts: app.http.hsts,
+        certs,
     });
     let options = ServeOptions {
         access_log: app.http.access_log && !args.no_access_log,
@@ -232,7 +245,7 @@ async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpLis
         })
 }
 
-fn certificate_names(app: &App, addr: SocketAddr) -> Vec<String> {
+fn certificate_names(domains: &[String], addr: SocketAddr) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -241,9 +254,68 @@ fn certificate_names(app: &App, addr: SocketAddr) -> Vec<String> {
     if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
         names.push(addr.ip().to_string());
     }
-    names.extend(app.domains.iter().cloned());
+    names.extend(domains.iter().cloned());
     names.dedup();
     names
+}
+
+/// Starts getting certificates for the domains an ACME server can issue for;
+/// the others keep the self-signed certificate, and the log says why.
+fn start_acme(
+    app: &App,
+    args: &RunArgs,
+    state: &Path,
+    domains: &[String],
+    certs: &Arc<CertStore>,
+) -> anyhow::Result<Option<capstan_acme::Acme>> {
+    if !app.tls.acme {
+        if !domains.is_empty() {
+            tracing::info!(
+                "[tls] acme = false: the domains are served with the self-signed certificate"
+            );
+        }
+        return Ok(None);
+    }
+    let mut issuable = Vec::new();
+    for domain in domains {
+        match capstan_acme::not_issuable(domain) {
+            Some(reason) => tracing::info!(
+                "{domain}: served with the self-signed certificate, as ACME servers do not issue for it ({reason})"
+            ),
+            None => issuable.push(domain.clone()),
+        }
+    }
+    if issuable.is_empty() {
+        if domains.is_empty() {
+            tracing::info!("HTTPS uses a self-signed certificate (no domains are set); browsers will warn about it");
+        }
+        return Ok(None);
+    }
+    let challenges = app
+        .tls
+        .challenges
+        .iter()
+        .map(|c| match c {
+            AcmeChallenge::Http01 => capstan_acme::Challenge::Http01,
+            AcmeChallenge::TlsAlpn01 => capstan_acme::Challenge::TlsAlpn01,
+        })
+        .collect();
+    let settings = capstan_acme::Settings {
+        directory: args
+            .acme_directory
+            .clone()
+            .unwrap_or_else(|| app.tls.acme_directory.clone()),
+        email: args.acme_email.clone().or_else(|| app.tls.email.clone()),
+        ca_root: args
+            .acme_ca_root
+            .clone()
+            .or_else(|| app.tls.acme_ca_root.clone()),
+        challenges,
+        state_dir: state.to_owned(),
+    };
+    let acme = capstan_acme::start(settings, &issuable, Arc::clone(certs))
+        .map_err(|problem| anyhow!("{problem}"))?;
+    Ok(Some(acme))
 }
 
 /// The app's Python: an existing venv the user named, or `<app>/.capstan/venv`

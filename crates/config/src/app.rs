@@ -55,6 +55,8 @@ pub struct App {
     pub domains: Vec<String>,
     /// Edge settings.
     pub http: HttpSettings,
+    /// Where certificates for `domains` come from.
+    pub tls: TlsSettings,
     /// Path that must answer 2xx/3xx before traffic moves (default `/`).
     pub health_path: String,
     /// Directory workers start in (gunicorn `--chdir`), absolute; `None` = `root`.
@@ -160,6 +162,47 @@ impl Default for HttpSettings {
     }
 }
 
+/// Let's Encrypt's production ACME directory, the default.
+pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging ACME directory (`staging = true`).
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// How an ACME server may check that this server answers for a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// A token fetched over plain HTTP on port 80.
+    Http01,
+    /// A special certificate shown in a TLS handshake on port 443.
+    TlsAlpn01,
+}
+
+/// Settings for certificates (`[tls]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Obtain certificates for the app's domains from an ACME server (default true).
+    pub acme: bool,
+    /// Contact address given to the ACME server (expiry warnings go there).
+    pub email: Option<String>,
+    /// The ACME server's directory URL (default Let's Encrypt production).
+    pub acme_directory: String,
+    /// A CA certificate (PEM) trusted for the ACME server besides the system's.
+    pub acme_ca_root: Option<PathBuf>,
+    /// Challenges to try, in order (default HTTP-01, then TLS-ALPN-01).
+    pub challenges: Vec<AcmeChallenge>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            acme: true,
+            email: None,
+            acme_directory: LETS_ENCRYPT_PRODUCTION.to_owned(),
+            acme_ca_root: None,
+            challenges: vec![AcmeChallenge::Http01, AcmeChallenge::TlsAlpn01],
+        }
+    }
+}
+
 /// Default `threads`.
 pub const DEFAULT_THREADS: usize = 1;
 /// Largest `workers` and `threads` accepted.
@@ -199,6 +242,7 @@ pub(crate) struct Partial {
     pub venv: Option<PathBuf>,
     pub domains: Vec<String>,
     pub http: HttpSettings,
+    pub tls: TlsSettings,
     pub health_path: Option<String>,
     pub workdir: Option<PathBuf>,
     pub notes: Vec<String>,

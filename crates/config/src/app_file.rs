@@ -11,6 +11,7 @@ use crate::error::ConfigError;
 use crate::http::read_http;
 use crate::names::{check_env_name, check_process_name, normalize_domain, AppName};
 use crate::static_routes::read_static;
+use crate::tls::read_tls;
 use crate::toml_tree::{Doc, Field, Table, Value};
 use crate::wsgi::WsgiTarget;
 
@@ -25,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "processes",
     "health",
     "http",
+    "tls",
     "env",
 ];
 const WEB_KEYS: &[&str] = &[
@@ -127,6 +129,7 @@ fn read_settings(root: &Path, table: &Table<'_>) -> Result<Partial, ConfigError>
             "processes" => p.processes = read_processes(&f.table()?)?,
             "health" => p.health_path = Some(read_health(&f.table()?)?),
             "http" => p.http = read_http(&f.table()?)?,
+            "tls" => p.tls = read_tls(root, &f.table()?)?,
             "env" => p.env = read_env(&f.table()?)?,
             _ => unreachable!("check_keys let through {}", f.key),
         }

@@ -23,18 +23,20 @@ mod procfile;
 mod shell_words;
 mod size;
 mod static_routes;
+mod tls;
 mod toml_de;
 mod toml_tree;
 mod wsgi;
 
 pub use app::{
-    App, HttpSettings, Process, Requirements, Source, StaticRoute, Web, DEFAULT_GRACEFUL_TIMEOUT,
-    DEFAULT_HEALTH_PATH, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE, DEFAULT_THREADS,
-    DEFAULT_TIMEOUT, MAX_WORKERS_OR_THREADS,
+    AcmeChallenge, App, HttpSettings, Process, Requirements, Source, StaticRoute, TlsSettings, Web,
+    DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE,
+    DEFAULT_THREADS, DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
+    MAX_WORKERS_OR_THREADS,
 };
 pub use duration::{format_duration, parse_duration, InvalidDuration};
 pub use error::ConfigError;
 pub use load::load;
-pub use names::{AppName, InvalidAppName};
+pub use names::{normalize_domain, AppName, InvalidAppName};
 pub use size::{parse_size, InvalidSize};
 pub use wsgi::{InvalidWsgiTarget, WsgiTarget};

@@ -115,6 +115,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         venv: partial.venv,
         domains: partial.domains,
         http: partial.http,
+        tls: partial.tls,
         health_path: partial
             .health_path
             .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned()),

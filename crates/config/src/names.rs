@@ -111,7 +111,7 @@ pub(crate) fn check_process_name(name: &str) -> Result<(), String> {
 }
 
 /// Lowercases and checks a domain: a hostname only, no scheme, port, path or wildcard.
-pub(crate) fn normalize_domain(input: &str) -> Result<String, String> {
+pub fn normalize_domain(input: &str) -> Result<String, String> {
     let hint = |what: &str| {
         format!("{input:?} is not a domain: {what}; write just the host name, like \"blog.example.com\"")
     };

@@ -125,7 +125,12 @@ async fn accept_loop(
                     else {
                         return;
                     };
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let alpn = stream.get_ref().1.alpn_protocol();
+                    if alpn == Some(crate::tls::ACME_TLS_ALPN) {
+                        // A TLS-ALPN-01 check: the handshake was the answer.
+                        return;
+                    }
+                    let h2 = alpn == Some(b"h2");
                     serve_connection(stream, conn, site, options, watcher, Some(h2)).await
                 }
             }

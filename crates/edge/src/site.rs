@@ -16,6 +16,10 @@ use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
 use crate::static_files::StaticFiles;
+use crate::tls::CertStore;
+
+/// Where ACME servers fetch HTTP-01 tokens (RFC 8555, 8.3).
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// The longest request target (path and query) accepted.
 const MAX_TARGET_BYTES: usize = 8 * 1024;
@@ -42,8 +46,12 @@ pub struct Site {
     pub client_timeout: std::time::Duration,
     /// When TLS is on: plain HTTP is redirected to HTTPS on this port.
     pub https_port: Option<u16>,
-    /// Send Strict-Transport-Security on HTTPS responses.
+    /// Send Strict-Transport-Security on HTTPS responses for hosts whose
+    /// certificate a CA issued (never with a self-signed one: browsers would
+    /// refuse the site with no way past the warning).
     pub hsts: bool,
+    /// The certificates served, and the ACME challenges in progress.
+    pub certs: Option<Arc<CertStore>>,
 }
 
 impl Site {
@@ -79,30 +87,58 @@ impl Site {
         {
             return closing_response(StatusCode::URI_TOO_LONG, "The request target is too long.");
         }
-        // 1. Plain HTTP goes to HTTPS when TLS is on.
+        // 1. ACME HTTP-01 challenges, on any listener, before the redirect.
+        if let Some(answer) = self.acme_challenge(&request) {
+            return answer;
+        }
+        // 2. Plain HTTP goes to HTTPS when TLS is on.
         if let (false, Some(port)) = (conn.tls, self.https_port) {
             return redirect::to_https(&request, port);
         }
-        // 2. Static files, straight from disk.
+        // 3. Static files, straight from disk.
         let path = request.uri().path();
         if self.static_files.matches(path) {
             let (method, uri, headers) = (request.method(), request.uri(), request.headers());
-            return self.with_hsts(self.static_files.serve(method, uri, headers).await, &conn);
+            let hsts = self.wants_hsts(&conn, uri, headers);
+            let mut response = self.static_files.serve(method, uri, headers).await;
+            if hsts {
+                add_hsts(&mut response);
+            }
+            return response;
         }
-        // 3. The app: the whole body is read first, so a slow client never holds a worker.
+        // 4. The app: the whole body is read first, so a slow client never holds a worker.
         let (parts, body) = request.into_parts();
         let body = match self.read_body(&parts, body).await {
             Ok(body) => body,
             Err(response) => return response,
         };
         let client = forwarded::resolve(conn.peer, conn.tls, &parts.headers, &self.trusted_proxies);
-        let response = match &self.backend {
+        let hsts = self.wants_hsts(&conn, &parts.uri, &parts.headers);
+        let mut response = match &self.backend {
             Backend::Python(pool) => {
                 crate::python_app::handle(pool, &parts, body, &client, &conn).await
             }
             Backend::Proxy(proxy, _) => proxy.handle(parts, body, &client).await,
         };
-        self.with_hsts(response, &conn)
+        if hsts {
+            add_hsts(&mut response);
+        }
+        response
+    }
+
+    /// The answer to an HTTP-01 challenge request, when one is in progress
+    /// for its token; unknown tokens fall through to the app (as nginx would
+    /// serve them from disk).
+    fn acme_challenge<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
+        let token = request.uri().path().strip_prefix(ACME_CHALLENGE_PREFIX)?;
+        let answer = self.certs.as_ref()?.http_challenge(token)?;
+        tracing::debug!(token, "answered an ACME HTTP-01 challenge");
+        let mut response = Response::new(crate::body::full(answer));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Some(response)
     }
 
     async fn read_body<B>(
@@ -166,13 +202,28 @@ impl Site {
         Ok(chunks.freeze())
     }
 
-    fn with_hsts(&self, mut response: Response<Body>, conn: &Connection) -> Response<Body> {
-        if conn.tls && self.hsts {
-            response.headers_mut().insert(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static("max-age=31536000"),
-            );
+    /// HSTS goes out over TLS, for a host whose certificate a CA issued.
+    fn wants_hsts(&self, conn: &Connection, uri: &http::Uri, headers: &http::HeaderMap) -> bool {
+        if !(conn.tls && self.hsts) {
+            return false;
         }
-        response
+        let Some(certs) = &self.certs else {
+            return false;
+        };
+        // HTTP/2 names the host in :authority, HTTP/1.1 in Host.
+        let host = uri.host().or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
+        });
+        host.is_some_and(|host| certs.is_trusted(host))
     }
+}
+
+fn add_hsts(response: &mut Response<Body>) {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
 }

@@ -44,13 +44,29 @@ pub enum TlsError {
     },
 }
 
-/// Certificates by server name, with a fallback for names that have none.
+/// The ALPN protocol of the TLS-ALPN-01 challenge (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// Certificates by server name, with a fallback for names that have none,
+/// and the answers to ACME challenges in progress.
 ///
-/// New certificates can be put in while serving; new handshakes use them at once.
+/// Everything can change while serving; new handshakes and requests see the
+/// change at once.
 #[derive(Debug)]
 pub struct CertStore {
-    by_name: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    by_name: RwLock<HashMap<String, Served>>,
     fallback: RwLock<Arc<CertifiedKey>>,
+    /// TLS-ALPN-01: the challenge certificate by domain.
+    alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// HTTP-01: the key authorization by token.
+    http_challenges: RwLock<HashMap<String, String>>,
+}
+
+#[derive(Debug)]
+struct Served {
+    key: Arc<CertifiedKey>,
+    /// Issued by a CA browsers trust (so HSTS is safe to send).
+    trusted: bool,
 }
 
 impl CertStore {
@@ -59,24 +75,75 @@ impl CertStore {
         CertStore {
             by_name: RwLock::new(HashMap::new()),
             fallback: RwLock::new(fallback),
+            alpn_challenges: RwLock::new(HashMap::new()),
+            http_challenges: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Serves `key` for `name` from now on.
-    pub fn insert(&self, name: &str, key: Arc<CertifiedKey>) {
+    /// Serves `key` for `name` from now on. `trusted` says it was issued by a
+    /// CA (not self-signed).
+    pub fn insert(&self, name: &str, key: Arc<CertifiedKey>, trusted: bool) {
         self.by_name
             .write()
             .expect("cert lock")
-            .insert(name.to_ascii_lowercase(), key);
+            .insert(name.to_ascii_lowercase(), Served { key, trusted });
+    }
+
+    /// Whether `name` is served with a CA-issued certificate.
+    pub fn is_trusted(&self, name: &str) -> bool {
+        self.by_name
+            .read()
+            .expect("cert lock")
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|served| served.trusted)
+    }
+
+    /// Answers TLS-ALPN-01 handshakes for `domain` with `key` until removed.
+    pub fn set_alpn_challenge(&self, domain: &str, key: Option<Arc<CertifiedKey>>) {
+        let mut challenges = self.alpn_challenges.write().expect("cert lock");
+        match key {
+            Some(key) => challenges.insert(domain.to_ascii_lowercase(), key),
+            None => challenges.remove(&domain.to_ascii_lowercase()),
+        };
+    }
+
+    /// Answers HTTP-01 requests for `token` with `key_authorization` until removed.
+    pub fn set_http_challenge(&self, token: &str, key_authorization: Option<String>) {
+        let mut challenges = self.http_challenges.write().expect("cert lock");
+        match key_authorization {
+            Some(answer) => challenges.insert(token.to_owned(), answer),
+            None => challenges.remove(token),
+        };
+    }
+
+    /// The key authorization for an HTTP-01 token, if a challenge is in progress.
+    pub fn http_challenge(&self, token: &str) -> Option<String> {
+        self.http_challenges
+            .read()
+            .expect("cert lock")
+            .get(token)
+            .cloned()
     }
 }
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = hello.server_name() {
+        let name = hello.server_name().map(str::to_ascii_lowercase);
+        // SECURITY: the challenge certificate is only ever shown to a client
+        // that asks for nothing but acme-tls/1 (RFC 8737, 4), and such a
+        // connection is closed after the handshake.
+        let acme_only = hello
+            .alpn()
+            .map(|mut protocols| protocols.all(|p| p == ACME_TLS_ALPN))
+            .unwrap_or(false);
+        if acme_only {
+            let challenges = self.alpn_challenges.read().expect("cert lock");
+            return name.and_then(|name| challenges.get(&name).cloned());
+        }
+        if let Some(name) = name {
             let by_name = self.by_name.read().expect("cert lock");
-            if let Some(key) = by_name.get(&name.to_ascii_lowercase()) {
-                return Some(Arc::clone(key));
+            if let Some(served) = by_name.get(&name) {
+                return Some(Arc::clone(&served.key));
             }
         }
         Some(Arc::clone(&self.fallback.read().expect("cert lock")))
@@ -84,7 +151,8 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// rustls set up as capstan serves: TLS 1.2 and 1.3 only with ring's modern
-/// AEAD suites (rustls has no others), ALPN h2 then http/1.1, session
+/// AEAD suites (rustls has no others), ALPN h2 then http/1.1 (and
+/// acme-tls/1 for TLS-ALPN-01 challenges), session
 /// resumption by cache and by tickets.
 pub fn server_config(certs: Arc<CertStore>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -92,7 +160,8 @@ pub fn server_config(certs: Arc<CertStore>) -> Result<Arc<ServerConfig>, rustls:
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(certs);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // acme-tls/1 last: only a client offering nothing else gets it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     config.ignore_client_order = true;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
@@ -110,12 +179,7 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<Arc<CertifiedKey>, Tl
         && cert_path.exists()
         && key_path.exists();
     if !reusable {
-        fs::create_dir_all(dir).map_err(|source| TlsError::Io {
-            action: "creating",
-            path: dir.to_owned(),
-            source,
-        })?;
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        create_private_dir(dir)?;
         let generated = rcgen::generate_simple_self_signed(names.to_vec())?;
         write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
         write_private(&cert_path, generated.cert.pem().as_bytes())?;
@@ -123,6 +187,20 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<Arc<CertifiedKey>, Tl
         tracing::info!(path = %cert_path.display(), names = ?names, "made a self-signed certificate");
     }
     load_pem(&cert_path, &key_path).map(Arc::new)
+}
+
+/// Creates `dir` (and its parents) and makes it readable by its owner only.
+pub fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    fs::create_dir_all(dir).map_err(|source| TlsError::Io {
+        action: "creating",
+        path: dir.to_owned(),
+        source,
+    })?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| TlsError::Io {
+        action: "restricting",
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// A certificate chain and key from PEM files.
@@ -153,8 +231,9 @@ pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsEr
     Ok(CertifiedKey::new(chain, signing))
 }
 
-/// Writes a file readable by its owner only (temp file, fsync, rename).
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
+/// Writes a file readable by its owner only (temp file, fsync, rename), so
+/// a crash never leaves half a key behind.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
     let io = |source| TlsError::Io {
         action: "writing",
         path: path.to_owned(),

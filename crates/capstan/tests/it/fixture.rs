@@ -136,6 +136,9 @@ pub struct Opts {
     pub no_venv_flag: bool,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Fixed ports (when another process must know them first), else free ones.
+    pub http_port: Option<u16>,
+    pub https_port: Option<u16>,
 }
 
 impl Opts {
@@ -171,10 +174,15 @@ impl Server {
 
     /// Like [`Server::start`], but a failure to start is returned with the output.
     pub fn try_start(dir: &Path, opts: Opts) -> Result<Server, String> {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let https: Option<SocketAddr> = opts
-            .tls
-            .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
+        let port = |fixed: Option<u16>| fixed.unwrap_or_else(free_port);
+        let http: SocketAddr = format!("127.0.0.1:{}", port(opts.http_port))
+            .parse()
+            .unwrap();
+        let https: Option<SocketAddr> = opts.tls.then(|| {
+            format!("127.0.0.1:{}", port(opts.https_port))
+                .parse()
+                .unwrap()
+        });
         let mut command = Command::new(capstan());
         command
             .arg("run")

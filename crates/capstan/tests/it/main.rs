@@ -3,7 +3,9 @@
 //! HTTP/1.1, HTTP/2 and TLS clients, on loopback.
 
 mod fixture;
+mod pebble;
 
+mod acme;
 mod apps;
 mod edge;
 mod errors;

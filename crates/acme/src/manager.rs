@@ -1,0 +1,219 @@
+//! One background task per domain: serve the stored certificate if there is
+//! one, obtain one if not, and renew it two thirds into its lifetime, with
+//! retries that back off exponentially when the ACME server fails.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use capstan_edge::tls::CertStore;
+use instant_acme::Account;
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+
+use crate::account;
+use crate::certificate::Validity;
+use crate::explain::Failure;
+use crate::issue::issue;
+use crate::store::Store;
+use crate::Settings;
+
+/// The running certificate tasks; dropping it stops them.
+pub struct Acme {
+    _tasks: JoinSet<()>,
+}
+
+struct Shared {
+    settings: Settings,
+    store: Store,
+    certs: Arc<CertStore>,
+    account: OnceCell<Account>,
+}
+
+/// Puts the stored certificates of `domains` into `certs` now, then starts
+/// a task per domain that obtains and renews them. Fails only on settings
+/// that can never work (an unreadable CA root).
+pub fn start(
+    settings: Settings,
+    domains: &[String],
+    certs: Arc<CertStore>,
+) -> Result<Acme, String> {
+    if let Some(path) = &settings.ca_root {
+        account::check_ca_root(path)?;
+    }
+    let store = Store::new(&settings.state_dir, &settings.directory);
+    let mut tasks = JoinSet::new();
+    let mut stored = Vec::new();
+    for domain in domains {
+        let validity = match store.certificate(domain) {
+            Ok(Some(found)) if found.is_current(SystemTime::now()) => {
+                tracing::info!(
+                    "{domain}: using the stored certificate, valid until {}",
+                    httpdate::fmt_http_date(found.validity.not_after)
+                );
+                let validity = found.validity;
+                certs.insert(domain, Arc::new(found.key), true);
+                Some(validity)
+            }
+            Ok(Some(_)) => {
+                tracing::info!(
+                    "{domain}: the stored certificate has expired; asking for a new one"
+                );
+                None
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!("{domain}: {error}; asking for a new certificate");
+                None
+            }
+        };
+        stored.push((domain.clone(), validity));
+    }
+    let shared = Arc::new(Shared {
+        settings,
+        store,
+        certs,
+        account: OnceCell::new(),
+    });
+    for (domain, validity) in stored {
+        tasks.spawn(keep_certified(Arc::clone(&shared), domain, validity));
+    }
+    Ok(Acme { _tasks: tasks })
+}
+
+/// Forever: wait until the certificate is due, then get a new one.
+async fn keep_certified(shared: Arc<Shared>, domain: String, mut validity: Option<Validity>) {
+    let mut failures = 0u32;
+    loop {
+        if let Some(current) = validity {
+            let due = current.renew_at();
+            if let Ok(wait) = due.duration_since(SystemTime::now()) {
+                tracing::debug!(domain, ?wait, "next renewal");
+                tokio::time::sleep(wait).await;
+            }
+            tracing::info!("{domain}: renewing the certificate");
+        } else if failures == 0 {
+            tracing::info!(
+                "{domain}: no certificate yet; serving a self-signed one while {} is asked",
+                shared.settings.directory
+            );
+        }
+        match obtain(&shared, &domain).await {
+            Ok(new) => {
+                validity = Some(new);
+                failures = 0;
+            }
+            Err(failure) => {
+                failures += 1;
+                let mut delay = retry_delay(failures, failure.transient);
+                // Never wait past the current certificate's last day.
+                if let Some(left) = validity.map(|v| v.not_after.duration_since(SystemTime::now()))
+                {
+                    let left = left.unwrap_or(Duration::ZERO);
+                    delay = delay.min(left / 2).max(Duration::from_secs(1));
+                }
+                tracing::warn!(
+                    "{domain}: could not get a certificate: {}. Trying again in {}.",
+                    failure.message,
+                    in_words(delay)
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Tries each challenge in turn; the first certificate wins.
+async fn obtain(shared: &Shared, domain: &str) -> Result<Validity, Failure> {
+    let started = Instant::now();
+    let settings = &shared.settings;
+    let account = shared
+        .account
+        .get_or_try_init(|| account::load_or_create(settings, &shared.store))
+        .await?;
+    let mut last = None;
+    for (i, &challenge) in settings.challenges.iter().enumerate() {
+        match issue(
+            account,
+            &settings.directory,
+            domain,
+            challenge,
+            &shared.certs,
+        )
+        .await
+        {
+            Ok(issued) => {
+                let store = &shared.store;
+                store
+                    .save_certificate(domain, &issued.chain_pem, &issued.key_pem)
+                    .map_err(|e| Failure::local(e.to_string()))?;
+                let saved = store
+                    .certificate(domain)
+                    .map_err(|e| Failure::local(e.to_string()))?
+                    .ok_or_else(|| Failure::local("the saved certificate vanished"))?;
+                let validity = saved.validity;
+                shared.certs.insert(domain, Arc::new(saved.key), true);
+                tracing::info!(
+                    "{domain}: certificate issued ({challenge}) in {:.1?}, valid until {}; renewal after {}",
+                    started.elapsed(),
+                    httpdate::fmt_http_date(validity.not_after),
+                    httpdate::fmt_http_date(validity.renew_at()),
+                );
+                return Ok(validity);
+            }
+            Err(failure) => {
+                if let Some(next) = settings
+                    .challenges
+                    .get(i + 1)
+                    .filter(|_| !failure.transient)
+                {
+                    tracing::warn!(
+                        "{domain}: {challenge} failed: {}; trying {next}",
+                        failure.message
+                    );
+                }
+                if failure.transient {
+                    return Err(failure);
+                }
+                last = Some(failure);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Failure::local("no challenge type is enabled")))
+}
+
+/// The wait before attempt `failures + 1`: doubling from 10 s (server not
+/// reachable) or 1 min (refused: failed validations count against the CA's
+/// rate limits), up to 10 min and 6 h.
+fn retry_delay(failures: u32, transient: bool) -> Duration {
+    let (first, most) = if transient {
+        (Duration::from_secs(10), Duration::from_secs(600))
+    } else {
+        (Duration::from_secs(60), Duration::from_secs(6 * 3600))
+    };
+    first
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(most)
+}
+
+fn in_words(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=7199 => format!("{} min", secs / 60),
+        _ => format!("{} h", secs / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_and_stop_growing() {
+        let secs = |n, t| retry_delay(n, t).as_secs();
+        assert_eq!([secs(1, true), secs(2, true), secs(3, true)], [10, 20, 40]);
+        assert_eq!(secs(30, true), 600);
+        assert_eq!([secs(1, false), secs(2, false)], [60, 120]);
+        assert_eq!(secs(40, false), 6 * 3600);
+    }
+}
