@@ -85,17 +85,21 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// The problem document in words, with advice for the usual causes.
 fn problem_in_words(domain: Option<&str>, challenge: Option<Challenge>, p: &Problem) -> String {
-    let detail = p.detail.as_deref().unwrap_or("no detail given");
+    let detail = p
+        .detail
+        .as_deref()
+        .unwrap_or("no detail given")
+        .trim_end_matches('.');
     let kind = p
         .r#type
         .as_deref()
         .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
         .unwrap_or("");
     let name = domain.unwrap_or("the domain");
-    let port = match challenge {
-        Some(Challenge::Http01) => "port 80",
-        Some(Challenge::TlsAlpn01) => "port 443",
-        None => "ports 80 and 443",
+    let (port, is) = match challenge {
+        Some(Challenge::Http01) => ("port 80", "is"),
+        Some(Challenge::TlsAlpn01) => ("port 443", "is"),
+        None => ("ports 80 and 443", "are"),
     };
     let check = challenge.map_or(String::new(), |c| format!(" ({c} check)"));
     match kind {
@@ -105,7 +109,7 @@ fn problem_in_words(domain: Option<&str>, challenge: Option<Challenge>, p: &Prob
         ),
         "connection" => format!(
             "the ACME server could not connect to {name} on {port}{check}: {detail}. \
-             Check that {name}'s DNS points at this server and that {port} is open to the internet."
+             Check that {name}'s DNS points at this server and that {port} {is} open to the internet."
         ),
         "unauthorized" | "incorrectResponse" => format!(
             "the ACME server got a wrong answer from {name}{check}: {detail}. \

@@ -82,7 +82,11 @@ pub async fn issue(
         .initial_delay(Duration::from_millis(250))
         .backoff(1.5)
         .timeout(VALIDATION_TIMEOUT);
-    let status = order.poll_ready(&polling).await.map_err(api)?;
+    let status = order.poll_ready(&polling).await.map_err(|e| match e {
+        // The order went invalid: the problem is the challenge's.
+        instant_acme::Error::Api(problem) => Failure::challenge(domain, challenge, Some(&problem)),
+        other => api(other),
+    })?;
     drop(posted);
     if status != OrderStatus::Ready {
         return Err(why_invalid(&mut order, domain, challenge).await);

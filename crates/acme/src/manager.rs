@@ -111,9 +111,9 @@ async fn keep_certified(shared: Arc<Shared>, domain: String, mut validity: Optio
                     let left = left.unwrap_or(Duration::ZERO);
                     delay = delay.min(left / 2).max(Duration::from_secs(1));
                 }
+                let message = failure.message.trim_end_matches('.');
                 tracing::warn!(
-                    "{domain}: could not get a certificate: {}. Trying again in {}.",
-                    failure.message,
+                    "{domain}: could not get a certificate: {message}. Trying again in {}.",
                     in_words(delay)
                 );
                 tokio::time::sleep(delay).await;
@@ -167,8 +167,8 @@ async fn obtain(shared: &Shared, domain: &str) -> Result<Validity, Failure> {
                     .filter(|_| !failure.transient)
                 {
                     tracing::warn!(
-                        "{domain}: {challenge} failed: {}; trying {next}",
-                        failure.message
+                        "{domain}: {challenge} failed: {}. Trying {next} instead.",
+                        failure.message.trim_end_matches('.')
                     );
                 }
                 if failure.transient {

@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::fixture::{app_copy, client, free_port, Opts, Server};
-use crate::pebble::{Pebble, PebbleOpts};
+use crate::fixture::{app_copy, client, free_port, run_to_exit, Opts, Server};
+use crate::pebble::{write_https_identity, Pebble, PebbleOpts};
 
 const DOMAIN: &str = "a.capstan.test";
 
@@ -105,12 +105,7 @@ async fn wait_for_certificate(
 #[tokio::test]
 async fn http01_certificate_is_served_with_hsts_and_reused_after_a_restart() {
     let ports = (free_port(), free_port());
-    let pebble = Pebble::start(PebbleOpts {
-        http_port: ports.0,
-        tls_port: ports.1,
-        validity_secs: None,
-        port: None,
-    });
+    let pebble = Pebble::start(PebbleOpts::checking(ports.0, ports.1));
     let app = app("\n[tls]\nchallenges = [\"http-01\"]\n");
     let started = Instant::now();
     let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
@@ -194,4 +189,259 @@ async fn http01_certificate_is_served_with_hsts_and_reused_after_a_restart() {
         !log.contains("could not") && !log.contains("certificate issued"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn tls_alpn01_certificate_is_issued_in_the_handshake() {
+    let ports = (free_port(), free_port());
+    let pebble = Pebble::start(PebbleOpts::checking(ports.0, ports.1));
+    let app = app("\n[tls]\nchallenges = [\"tls-alpn-01\"]\n");
+    let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
+    let root = pebble.issuing_root().await;
+    let (_, response) =
+        wait_for_certificate(&root, ports.1, &server, Duration::from_secs(60)).await;
+    assert_eq!(response.text().await.unwrap(), "Hello from capstan!\n");
+    let log = server.stderr();
+    assert!(
+        log.contains(&format!("{DOMAIN}: certificate issued (tls-alpn-01)")),
+        "{log}"
+    );
+    assert!(!log.contains("http-01"), "{log}");
+}
+
+#[tokio::test]
+async fn a_failing_challenge_is_explained_and_the_next_one_is_tried() {
+    // Pebble checks HTTP-01 on a port where nothing listens.
+    let ports = (free_port(), free_port());
+    let pebble = Pebble::start(PebbleOpts::checking(free_port(), ports.1));
+    let app = app("");
+    let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
+    let root = pebble.issuing_root().await;
+    let (_, response) =
+        wait_for_certificate(&root, ports.1, &server, Duration::from_secs(60)).await;
+    drop(response.text().await);
+    let log = server.stderr();
+    assert!(
+        log.contains(&format!(
+            "{DOMAIN}: http-01 failed: the ACME server could not connect to {DOMAIN} on port 80 (http-01 check)"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("connection refused") && log.contains("Trying tls-alpn-01 instead."),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{DOMAIN}: certificate issued (tls-alpn-01)")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn when_every_challenge_fails_the_self_signed_certificate_stays_and_a_retry_is_planned() {
+    let ports = (free_port(), free_port());
+    let pebble = Pebble::start(PebbleOpts::checking(free_port(), ports.1));
+    let app = app("\n[tls]\nchallenges = [\"http-01\"]\n");
+    let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
+    let expected = format!(
+        "{DOMAIN}: could not get a certificate: the ACME server could not connect to {DOMAIN} on port 80 (http-01 check)"
+    );
+    assert!(
+        server.wait_for_stderr(&expected, Duration::from_secs(30)),
+        "{}",
+        server.stderr()
+    );
+    assert!(
+        server.wait_for_stderr("Trying again in 60 s.", Duration::from_secs(1)),
+        "{}",
+        server.stderr()
+    );
+    // Still serving, self-signed, without HSTS.
+    let response = client().get(server.https_url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
+    let root = pebble.issuing_root().await;
+    assert!(
+        fetch(&trusting(&root, ports.1), ports.1).await.is_err(),
+        "no CA certificate yet"
+    );
+}
+
+#[tokio::test]
+async fn an_acme_server_that_is_down_at_start_is_retried_until_it_answers() {
+    let ports = (free_port(), free_port());
+    let pebble_port = free_port();
+    let identity = tempfile::tempdir().unwrap();
+    write_https_identity(identity.path());
+    let directory = format!("https://127.0.0.1:{pebble_port}/dir");
+    let app = app("");
+    let server = start(
+        app.path(),
+        &directory,
+        &identity.path().join("ca.crt"),
+        ports,
+    );
+    assert!(
+        server.wait_for_stderr(
+            &format!("could not reach the ACME server at {directory}"),
+            Duration::from_secs(20)
+        ),
+        "{}",
+        server.stderr()
+    );
+    assert!(
+        server.wait_for_stderr("Trying again in 10 s.", Duration::from_secs(1)),
+        "{}",
+        server.stderr()
+    );
+    let pebble = Pebble::start(PebbleOpts {
+        port: Some(pebble_port),
+        identity: Some(identity.path().to_owned()),
+        ..PebbleOpts::checking(ports.0, ports.1)
+    });
+    let root = pebble.issuing_root().await;
+    let (_, response) =
+        wait_for_certificate(&root, ports.1, &server, Duration::from_secs(40)).await;
+    drop(response.text().await);
+    assert!(server
+        .stderr()
+        .contains(&format!("{DOMAIN}: certificate issued")));
+}
+
+#[tokio::test]
+async fn a_certificate_is_renewed_while_serving_and_open_connections_carry_on() {
+    let ports = (free_port(), free_port());
+    // 15-second certificates: renewal is due after 10.
+    let pebble = Pebble::start(PebbleOpts {
+        validity_secs: Some(15),
+        ..PebbleOpts::checking(ports.0, ports.1)
+    });
+    let app = app("");
+    let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
+    let root = pebble.issuing_root().await;
+    let (first, response) =
+        wait_for_certificate(&root, ports.1, &server, Duration::from_secs(30)).await;
+    drop(response.text().await);
+
+    // One client keeps its connection (and handshake) across the renewal;
+    // new clients see the new certificate as soon as it is in.
+    let steady = trusting(&root, ports.1);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut steady_requests = 0;
+    loop {
+        let (leaf, response) = fetch(&steady, ports.1)
+            .await
+            .expect("the open connection keeps working");
+        assert_eq!(response.status(), 200);
+        assert_eq!(leaf, first, "still the first connection");
+        drop(response.text().await);
+        steady_requests += 1;
+        if let Ok((leaf, response)) = fetch(&trusting(&root, ports.1), ports.1).await {
+            drop(response.text().await);
+            if leaf != first {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not renewed in time:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("{steady_requests} requests on one connection across the renewal");
+    let log = server.stderr();
+    assert!(
+        log.contains(&format!("{DOMAIN}: renewing the certificate")),
+        "{log}"
+    );
+    assert_eq!(log.matches("certificate issued").count(), 2, "{log}");
+}
+
+#[test]
+fn bad_acme_settings_are_refused_at_start_with_a_clear_message() {
+    let app = app("");
+    let dir = app.path().to_str().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let tls_listen = format!("127.0.0.1:{}", free_port());
+    let base = [
+        "run",
+        dir,
+        "--listen",
+        &listen,
+        "--tls-listen",
+        &tls_listen,
+        "--domain",
+        DOMAIN,
+    ];
+    for (extra, expected) in [
+        (
+            vec!["--acme-ca-root", "/nonexistent/ca.pem"],
+            "cannot read the ACME CA root /nonexistent/ca.pem",
+        ),
+        (
+            vec!["--acme-directory", "http://127.0.0.1:14000/dir"],
+            "ACME directories are served over HTTPS: give an https:// URL",
+        ),
+        (
+            vec!["--domain", "https://www.example.com/"],
+            "is not a domain: remove the scheme",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let (status, stderr) = run_to_exit(&args, Duration::from_secs(30));
+        assert!(!status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}:\n{stderr}");
+    }
+    // A CA root that is not PEM.
+    let not_pem = app.path().join("ca.pem");
+    fs::write(&not_pem, "hello").unwrap();
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--acme-ca-root", not_pem.to_str().unwrap()])
+        .collect();
+    let (status, stderr) = run_to_exit(&args, Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(stderr.contains("has no certificate in it"), "{stderr}");
+}
+
+#[tokio::test]
+async fn local_names_and_ip_addresses_get_the_self_signed_certificate_and_say_why() {
+    let app = app("");
+    let server = Server::start(
+        app.path(),
+        Opts {
+            args: [
+                "--workers",
+                "1",
+                "--domain",
+                "localhost",
+                "--domain",
+                "10.0.0.7",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Opts::tls()
+        },
+    );
+    let log = server.stderr();
+    assert!(
+        log.contains("localhost: served with the self-signed certificate, as ACME servers do not issue for it (it is a local name)"),
+        "{log}"
+    );
+    assert!(log.contains("10.0.0.7: served with the self-signed certificate, as ACME servers do not issue for it (it is an IP address)"), "{log}");
+    assert!(
+        !log.contains("ACME account"),
+        "the ACME server is never asked: {log}"
+    );
+    let response = client().get(server.https_url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
 }

@@ -24,12 +24,28 @@ pub struct PebbleOpts {
     pub validity_secs: Option<u64>,
     /// Pebble's own port, when capstan must be told it before Pebble starts.
     pub port: Option<u16>,
+    /// A folder already holding Pebble's HTTPS identity ([`write_https_identity`]).
+    pub identity: Option<PathBuf>,
+}
+
+impl PebbleOpts {
+    /// Pebble checking challenges on these ports; the rest by default.
+    pub fn checking(http_port: u16, tls_port: u16) -> PebbleOpts {
+        PebbleOpts {
+            http_port,
+            tls_port,
+            validity_secs: None,
+            port: None,
+            identity: None,
+        }
+    }
 }
 
 pub struct Pebble {
     pebble: Child,
     dns: Child,
     dir: tempfile::TempDir,
+    identity: PathBuf,
     /// The directory URL.
     pub directory: String,
     management_port: u16,
@@ -40,7 +56,10 @@ impl Pebble {
     /// Starts challtestsrv and Pebble, and waits until Pebble serves.
     pub fn start(opts: PebbleOpts) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
-        write_https_identity(dir.path());
+        let identity = opts.identity.clone().unwrap_or_else(|| {
+            write_https_identity(dir.path());
+            dir.path().to_owned()
+        });
         let dns_port = free_port();
         let dns_management = free_port();
         let dns = Command::new("pebble-challtestsrv")
@@ -59,8 +78,8 @@ impl Pebble {
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{port}"),
                 "managementListenAddress": format!("127.0.0.1:{management_port}"),
-                "certificate": dir.path().join("pebble.crt"),
-                "privateKey": dir.path().join("pebble.key"),
+                "certificate": identity.join("pebble.crt"),
+                "privateKey": identity.join("pebble.key"),
                 "httpPort": opts.http_port,
                 "tlsPort": opts.tls_port,
                 "ocspResponderURL": "",
@@ -112,6 +131,7 @@ impl Pebble {
             pebble,
             dns,
             dir,
+            identity,
             directory: format!("https://127.0.0.1:{port}/dir"),
             management_port,
             output,
@@ -120,7 +140,7 @@ impl Pebble {
 
     /// The CA certificate Pebble's own HTTPS listener uses (for --acme-ca-root).
     pub fn ca_root(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
+        self.identity.join("ca.crt")
     }
 
     /// The root that issued certificates chain to, as PEM (random per run).
@@ -156,7 +176,7 @@ impl Drop for Pebble {
 
 /// A CA and a certificate for 127.0.0.1 and localhost signed by it, for
 /// Pebble's own HTTPS (capstan is told to trust the CA).
-fn write_https_identity(dir: &Path) {
+pub fn write_https_identity(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
