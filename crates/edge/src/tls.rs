@@ -288,6 +288,24 @@ mod tests {
         let key = self_signed(dir.path(), &["localhost".to_owned()]).unwrap();
         let config = server_config(Arc::new(CertStore::new(key))).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
+        assert_eq!(config.alpn_protocols.last().unwrap(), ACME_TLS_ALPN);
         assert!(config.ignore_client_order);
+    }
+
+    #[test]
+    fn challenge_answers_come_and_go_and_only_ca_certificates_count_as_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = self_signed(dir.path(), &["localhost".to_owned()]).unwrap();
+        let store = CertStore::new(Arc::clone(&key));
+        store.set_http_challenge("tok", Some("tok.thumb".into()));
+        assert_eq!(store.http_challenge("tok").as_deref(), Some("tok.thumb"));
+        assert_eq!(store.http_challenge("other"), None);
+        store.set_http_challenge("tok", None);
+        assert_eq!(store.http_challenge("tok"), None);
+        store.insert("Self.Example", Arc::clone(&key), false);
+        store.insert("ca.example", key, true);
+        assert!(!store.is_trusted("self.example"));
+        assert!(store.is_trusted("CA.example"));
+        assert!(!store.is_trusted("unknown.example"));
     }
 }

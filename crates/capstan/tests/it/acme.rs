@@ -192,11 +192,28 @@ async fn http01_certificate_is_served_with_hsts_and_reused_after_a_restart() {
 }
 
 #[tokio::test]
-async fn tls_alpn01_certificate_is_issued_in_the_handshake() {
+async fn tls_alpn01_certificate_is_issued_for_the_domains_of_the_app_file() {
     let ports = (free_port(), free_port());
     let pebble = Pebble::start(PebbleOpts::checking(ports.0, ports.1));
-    let app = app("\n[tls]\nchallenges = [\"tls-alpn-01\"]\n");
-    let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
+    // Everything from the app's file this time, no flags.
+    let app = app(&format!(
+        "\n[tls]\nchallenges = [\"tls-alpn-01\"]\nacme_directory = \"{}\"\nacme_ca_root = \"acme-ca.pem\"\nemail = \"ops@capstan.test\"\n",
+        pebble.directory
+    ));
+    let file = app.path().join("capstan.toml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, format!("domains = [\"{DOMAIN}\"]\n{text}")).unwrap();
+    fs::copy(pebble.ca_root(), app.path().join("acme-ca.pem")).unwrap();
+    let server = Server::start(
+        app.path(),
+        Opts {
+            tls: true,
+            http_port: Some(ports.0),
+            https_port: Some(ports.1),
+            args: vec!["--workers".into(), "1".into()],
+            ..Opts::default()
+        },
+    );
     let root = pebble.issuing_root().await;
     let (_, response) =
         wait_for_certificate(&root, ports.1, &server, Duration::from_secs(60)).await;
