@@ -17,9 +17,23 @@ use crate::issue::issue;
 use crate::store::Store;
 use crate::Settings;
 
-/// The running certificate tasks; dropping it stops them.
+/// The certificate tasks; dropping it stops them.
 pub struct Acme {
-    _tasks: JoinSet<()>,
+    shared: Arc<Shared>,
+    pending: Vec<(String, Option<Validity>)>,
+    tasks: JoinSet<()>,
+}
+
+impl Acme {
+    /// Starts the tasks. Call it once the listeners accept: the ACME server
+    /// checks challenges by connecting to them, and a connection waiting in
+    /// the backlog while the app boots would fail its check.
+    pub fn begin(&mut self) {
+        for (domain, validity) in self.pending.drain(..) {
+            self.tasks
+                .spawn(keep_certified(Arc::clone(&self.shared), domain, validity));
+        }
+    }
 }
 
 struct Shared {
@@ -29,9 +43,9 @@ struct Shared {
     account: OnceCell<Account>,
 }
 
-/// Puts the stored certificates of `domains` into `certs` now, then starts
-/// a task per domain that obtains and renews them. Fails only on settings
-/// that can never work (an unreadable CA root).
+/// Puts the stored certificates of `domains` into `certs` now, and makes
+/// the task per domain that obtains and renews them ([`Acme::begin`] starts
+/// them). Fails only on settings that can never work (an unreadable CA root).
 pub fn start(
     settings: Settings,
     domains: &[String],
@@ -41,7 +55,6 @@ pub fn start(
         account::check_ca_root(path)?;
     }
     let store = Store::new(&settings.state_dir, &settings.directory);
-    let mut tasks = JoinSet::new();
     let mut stored = Vec::new();
     for domain in domains {
         let validity = match store.certificate(domain) {
@@ -74,10 +87,11 @@ pub fn start(
         certs,
         account: OnceCell::new(),
     });
-    for (domain, validity) in stored {
-        tasks.spawn(keep_certified(Arc::clone(&shared), domain, validity));
-    }
-    Ok(Acme { _tasks: tasks })
+    Ok(Acme {
+        shared,
+        pending: stored,
+        tasks: JoinSet::new(),
+    })
 }
 
 /// Forever: wait until the certificate is due, then get a new one.

@@ -41,13 +41,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.domains.clone()
     };
     let mut certs = None;
-    let mut _acme = None;
+    let mut acme = None;
     if let Some(addr) = args.tls_listen {
         let tcp = bind(addr, "--tls-listen").await?;
         let names = certificate_names(&domains, addr);
         let fallback = tls::self_signed(&state.join("tls"), &names)?;
         let store = Arc::new(CertStore::new(fallback));
-        _acme = start_acme(&app, &args, &state, &domains, &store)?;
+        acme = start_acme(&app, &args, &state, &domains, &store)?;
         let config = tls::server_config(Arc::clone(&store))?;
         certs = Some(store);
         listeners.push(Listener {
@@ -167,7 +167,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.tls_listen {
         tracing::info!("serving {} at https://{}", app.name.as_str(), addr);
     }
+    // Certificates are asked for once the listeners accept (the ACME server
+    // connects to them to check challenges).
+    if let Some(acme) = acme.as_mut() {
+        acme.begin();
+    }
     capstan_edge::serve(listeners, Arc::clone(&site), options, shutdown_signal()).await;
+    drop(acme);
 
     tracing::info!("stopping");
     control_task.abort();
