@@ -6,6 +6,8 @@
 #
 #   scripts/tls-scan.sh [OUT_DIR]      (needs: pebble, testssl.sh, openssl)
 #
+# CAPSTAN=path/to/capstan uses that binary instead of building a release one.
+#
 # Prints testssl's findings of severity MEDIUM and above and exits 1 if any
 # is HIGH or CRITICAL. OUT_DIR (default: a temp dir) keeps the full log/JSON.
 set -euo pipefail
@@ -45,10 +47,17 @@ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$work/pebble.json" 
   -dnsserver "127.0.0.1:$dns" >"$work/pebble.log" 2>&1 &
 pids+=($!)
 
-cargo build --release -q
+capstan=${CAPSTAN:-}
+if [[ -z $capstan ]]; then
+  cargo build --release -q
+  capstan=./target/release/capstan
+fi
 cp -r examples/hello "$work/app"
 rm -rf "$work/app/.capstan"
-./target/release/capstan run "$work/app" --listen "127.0.0.1:$http" --tls-listen "127.0.0.1:$https" \
+venv=()
+# The tests' Flask venv, when there is one, saves a pip install.
+[[ -x target/test-venv/bin/python ]] && venv=(--venv target/test-venv)
+"$capstan" run "$work/app" "${venv[@]}" --listen "127.0.0.1:$http" --tls-listen "127.0.0.1:$https" \
   --domain "$domain" --acme-directory "https://127.0.0.1:$acme/dir" --acme-ca-root "$work/ca.crt" \
   --no-access-log >"$work/capstan.log" 2>&1 &
 pids+=($!)
@@ -58,7 +67,11 @@ for _ in $(seq 1 600); do
 done
 grep "certificate issued" "$work/capstan.log" || { cat "$work/capstan.log"; exit 1; }
 started=$(date +%s)
-curl -sk "https://127.0.0.1:$acme_mgmt/roots/0" >"$work/issuing-root.pem"
+python3 - "$work/ca.crt" "https://127.0.0.1:$acme_mgmt/roots/0" >"$work/issuing-root.pem" <<'PY'
+import ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[1])
+sys.stdout.write(urllib.request.urlopen(sys.argv[2], context=context).read().decode())
+PY
 
 testssl --quiet --warnings off --color 0 --add-ca "$work/issuing-root.pem" \
   --ip 127.0.0.1 --jsonfile "$out/testssl.json" --logfile "$out/testssl.log" \
