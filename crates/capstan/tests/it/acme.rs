@@ -462,3 +462,40 @@ async fn local_names_and_ip_addresses_get_the_self_signed_certificate_and_say_wh
         .get("strict-transport-security")
         .is_none());
 }
+
+#[test]
+fn domains_without_an_https_listener_or_with_acme_off_say_what_happens() {
+    let app = app("");
+    let server = Server::start(
+        app.path(),
+        Opts::args(&["--workers", "1", "--domain", DOMAIN]),
+    );
+    assert!(
+        server.stderr().contains(
+            "domains are set but there is no HTTPS listener, so no certificate is requested; add --tls-listen 0.0.0.0:443"
+        ),
+        "{}",
+        server.stderr()
+    );
+    drop(server);
+
+    let app = self::app("\n[tls]\nacme = false\n");
+    let server = Server::start(
+        app.path(),
+        Opts {
+            args: vec![
+                "--workers".into(),
+                "1".into(),
+                "--domain".into(),
+                DOMAIN.into(),
+            ],
+            ..Opts::tls()
+        },
+    );
+    let log = server.stderr();
+    assert!(
+        log.contains("[tls] acme = false: the domains are served with the self-signed certificate"),
+        "{log}"
+    );
+    assert!(!log.contains("ACME account"), "{log}");
+}
