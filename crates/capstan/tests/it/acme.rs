@@ -13,6 +13,28 @@ use crate::pebble::{write_https_identity, Pebble, PebbleOpts};
 
 const DOMAIN: &str = "a.capstan.test";
 
+/// A port that refuses connections and that no other test can take while
+/// the returned socket lives: bound, but not listening.
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .unwrap();
+    let addr: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    (fd, addr.port())
+}
+
 /// The hello app, with `tls` appended to its capstan.toml.
 fn app(tls: &str) -> tempfile::TempDir {
     let app = app_copy("hello");
@@ -230,7 +252,8 @@ async fn tls_alpn01_certificate_is_issued_for_the_domains_of_the_app_file() {
 async fn a_failing_challenge_is_explained_and_the_next_one_is_tried() {
     // Pebble checks HTTP-01 on a port where nothing listens.
     let ports = (free_port(), free_port());
-    let pebble = Pebble::start(PebbleOpts::checking(free_port(), ports.1));
+    let (_refusing, closed) = refusing_port();
+    let pebble = Pebble::start(PebbleOpts::checking(closed, ports.1));
     let app = app("");
     let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
     let root = pebble.issuing_root().await;
@@ -257,7 +280,8 @@ async fn a_failing_challenge_is_explained_and_the_next_one_is_tried() {
 #[tokio::test]
 async fn when_every_challenge_fails_the_self_signed_certificate_stays_and_a_retry_is_planned() {
     let ports = (free_port(), free_port());
-    let pebble = Pebble::start(PebbleOpts::checking(free_port(), ports.1));
+    let (_refusing, closed) = refusing_port();
+    let pebble = Pebble::start(PebbleOpts::checking(closed, ports.1));
     let app = app("\n[tls]\nchallenges = [\"http-01\"]\n");
     let server = start(app.path(), &pebble.directory, &pebble.ca_root(), ports);
     let expected = format!(
