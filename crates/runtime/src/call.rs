@@ -207,8 +207,17 @@ impl ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if !self.finished {
-            self.worker.cancel(self.id);
+        if self.finished {
+            return;
         }
+        // HTTP stops reading a body once Content-Length bytes have come, so a
+        // complete response is usually dropped with its end still queued:
+        // then there is nothing to cancel (and no frame to send per request).
+        while let Ok(event) = self.events.try_recv() {
+            if matches!(event, Event::End | Event::AppError(_) | Event::Lost) {
+                return;
+            }
+        }
+        self.worker.cancel(self.id);
     }
 }
