@@ -98,7 +98,7 @@ pub struct RunArgs {
     pub acme_ca_root: Option<PathBuf>,
 
     /// Contact email for the ACME account (expiry warnings go there).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = capstan_config::check_email)]
     pub acme_email: Option<String>,
 }
 

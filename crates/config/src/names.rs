@@ -154,6 +154,22 @@ pub fn normalize_domain(input: &str) -> Result<String, String> {
     Ok(domain)
 }
 
+/// Checks a contact email for the ACME account. ACME servers refuse what is
+/// not a mail address; saying so at start beats a failed round trip.
+pub fn check_email(input: &str) -> Result<String, String> {
+    let ok = input
+        .split_once('@')
+        .is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.contains('@'))
+        && !input.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(input.to_owned())
+    } else {
+        Err(format!(
+            "{input:?} is not an email address (e.g. \"admin@example.com\")"
+        ))
+    }
+}
+
 /// Checks an environment variable name from `[env]`; returns the problem.
 pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     // SECURITY: a name with '=' or NUL would corrupt the child's environment block.

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::app::{AcmeChallenge, TlsSettings, LETS_ENCRYPT_STAGING};
 use crate::error::ConfigError;
+use crate::names::check_email;
 use crate::toml_tree::Table;
 
 const TLS_KEYS: &[&str] = &[
@@ -25,17 +26,7 @@ pub(crate) fn read_tls(root: &Path, table: &Table<'_>) -> Result<TlsSettings, Co
     for f in table.fields() {
         match f.key {
             "acme" => tls.acme = f.bool()?,
-            "email" => {
-                let email = f.nonempty_str()?;
-                // ACME servers refuse contacts that are not mail addresses;
-                // say so here rather than after a round trip.
-                if !email.contains('@') || email.chars().any(char::is_whitespace) {
-                    return Err(f.bad(format_args!(
-                        "{email:?} is not an email address (e.g. \"admin@example.com\")"
-                    )));
-                }
-                tls.email = Some(email.to_owned());
-            }
+            "email" => tls.email = Some(check_email(f.nonempty_str()?).map_err(|e| f.bad(e))?),
             "acme_directory" => {
                 let url = f.nonempty_str()?;
                 if !url.starts_with("https://") {

@@ -431,6 +431,10 @@ fn bad_acme_settings_are_refused_at_start_with_a_clear_message() {
             vec!["--domain", "https://www.example.com/"],
             "is not a domain: remove the scheme",
         ),
+        (
+            vec!["--acme-email", "ops at example.com"],
+            "\"ops at example.com\" is not an email address",
+        ),
     ] {
         let args: Vec<&str> = base.iter().copied().chain(extra).collect();
         let (status, stderr) = run_to_exit(&args, Duration::from_secs(30));
