@@ -5,6 +5,8 @@
 mod fixture;
 
 mod apps;
+mod bodies;
+mod crashes;
 mod edge;
 mod errors;
 mod limits;
