@@ -142,6 +142,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         trusted_proxies: app.http.trusted_proxies.clone(),
         max_body_size: app.http.max_body_size,
         client_timeout: app.http.client_timeout,
+        body_temp_dir: Some(state.clone()),
         https_port: args
             .tls_listen
             .filter(|_| app.http.https_redirect)

@@ -34,7 +34,7 @@ pub enum EnvironError {
 /// PEP 3333); repeated headers are joined with ", " (cookies with "; ").
 pub fn encode(
     parts: &Parts,
-    body_len: usize,
+    body_len: u64,
     client: &Client,
     conn: &Connection,
 ) -> Result<BytesMut, EnvironError> {
@@ -193,7 +193,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn environ_of(request: http::Request<()>, body_len: usize) -> Vec<(String, String)> {
+    fn environ_of(request: http::Request<()>, body_len: u64) -> Vec<(String, String)> {
         let (parts, ()) = request.into_parts();
         let conn = Connection {
             local: "127.0.0.1:8000".parse().unwrap(),

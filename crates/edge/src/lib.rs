@@ -15,6 +15,7 @@ pub mod forwarded;
 mod proxy;
 mod python_app;
 mod redirect;
+pub mod request_body;
 pub mod server;
 pub mod site;
 pub mod static_files;

@@ -2,9 +2,12 @@
 //! process listening on 127.0.0.1:$PORT.
 
 use bytes::Bytes;
+use capstan_runtime::RequestBody;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body::Frame;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
@@ -17,7 +20,7 @@ use crate::forwarded::Client;
 #[derive(Clone)]
 pub struct Proxy {
     port: u16,
-    client: HttpClient<HttpConnector, Full<Bytes>>,
+    client: HttpClient<HttpConnector, BoxBody<Bytes, std::io::Error>>,
 }
 
 impl Proxy {
@@ -33,7 +36,7 @@ impl Proxy {
     pub async fn handle(
         &self,
         parts: http::request::Parts,
-        body: Bytes,
+        body: RequestBody,
         client: &Client,
     ) -> Response<Body> {
         let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -46,10 +49,11 @@ impl Proxy {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
+        let body_len = body.len();
         let mut request = Request::builder()
             .method(parts.method)
             .uri(uri)
-            .body(Full::new(body))
+            .body(outgoing(body))
             .expect("method and uri are valid");
         let headers = request.headers_mut();
         for (name, value) in parts.headers.iter() {
@@ -72,6 +76,11 @@ impl Proxy {
         }
         if let Some(host) = host {
             headers.insert(header::HOST, host);
+        }
+        // The body is whole, so its length is known even if the client sent
+        // it chunked; a streamed spilled body would otherwise go out chunked.
+        if body_len > 0 {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
         }
         let set = |headers: &mut http::HeaderMap, name: &'static str, value: &str| {
             if let Ok(value) = HeaderValue::from_str(value) {
@@ -100,6 +109,18 @@ impl Proxy {
                 tracing::warn!(port = self.port, %error, "the app's web process did not answer");
                 error_response(StatusCode::BAD_GATEWAY, "The application is not answering.")
             }
+        }
+    }
+}
+
+/// The request body as the proxy sends it: a spilled one is read back from
+/// its file a piece at a time, never whole.
+fn outgoing(body: RequestBody) -> BoxBody<Bytes, std::io::Error> {
+    match body {
+        RequestBody::Memory(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+        RequestBody::File(file) => {
+            use futures_util::TryStreamExt;
+            StreamBody::new(crate::request_body::chunks(file).map_ok(Frame::data)).boxed()
         }
     }
 }

@@ -4,7 +4,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use capstan_runtime::{CallError, Chunk, Pool, PreparedRequest, ResponseBody, WorkerResponse};
+use capstan_runtime::{
+    CallError, Chunk, Pool, PreparedRequest, RequestBody, ResponseBody, WorkerResponse,
+};
 use futures_util::Stream;
 use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
@@ -26,7 +28,7 @@ const FILE_CHUNK: usize = 256 * 1024;
 pub async fn handle(
     pool: &Pool,
     parts: &http::request::Parts,
-    request_body: Bytes,
+    request_body: RequestBody,
     client: &Client,
     conn: &Connection,
 ) -> Response<Body> {

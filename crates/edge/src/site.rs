@@ -6,15 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use capstan_runtime::Pool;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use ipnet::IpNet;
 
 use crate::body::Body;
 use crate::environ::Connection;
-use crate::errors::{bad_request, closing_response, error_response};
+use crate::errors::{bad_request, closing_response};
 use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
+use crate::request_body::{self, BodyLimits, BODY_MEMORY_LIMIT};
 use crate::static_files::StaticFiles;
 use crate::tls::CertStore;
 
@@ -44,6 +44,8 @@ pub struct Site {
     pub max_body_size: u64,
     /// How long a client may pause while sending a body (then 408).
     pub client_timeout: std::time::Duration,
+    /// Where bodies too large to keep in memory are spilled; `None`: $TMPDIR.
+    pub body_temp_dir: Option<std::path::PathBuf>,
     /// When TLS is on: plain HTTP is redirected to HTTPS on this port.
     pub https_port: Option<u16>,
     /// Send Strict-Transport-Security on HTTPS responses for hosts whose
@@ -108,7 +110,13 @@ impl Site {
         }
         // 4. The app: the whole body is read first, so a slow client never holds a worker.
         let (parts, body) = request.into_parts();
-        let body = match self.read_body(&parts, body).await {
+        let limits = BodyLimits {
+            max_size: self.max_body_size,
+            client_timeout: self.client_timeout,
+            memory_limit: BODY_MEMORY_LIMIT,
+            temp_dir: self.body_temp_dir.clone(),
+        };
+        let body = match request_body::read(&limits, &parts.headers, body).await {
             Ok(body) => body,
             Err(response) => return response,
         };
@@ -139,67 +147,6 @@ impl Site {
             HeaderValue::from_static("application/octet-stream"),
         );
         Some(response)
-    }
-
-    async fn read_body<B>(
-        &self,
-        parts: &http::request::Parts,
-        body: B,
-    ) -> Result<Bytes, Response<Body>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
-        let too_large = || {
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is larger than this server accepts.",
-            )
-        };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        // SECURITY: refuse an announced oversize body before reading any of it.
-        if declared.is_some_and(|len| len > self.max_body_size) {
-            return Err(too_large());
-        }
-        if declared == Some(0) || (declared.is_none() && body.is_end_stream()) {
-            return Ok(Bytes::new());
-        }
-        let limit = usize::try_from(self.max_body_size).unwrap_or(usize::MAX);
-        let mut body = std::pin::pin!(Limited::new(body, limit));
-        let mut chunks = bytes::BytesMut::new();
-        loop {
-            // SECURITY: a client that stalls mid-body is cut off (nginx:
-            // client_body_timeout); it never holds a worker meanwhile anyway.
-            let frame = match tokio::time::timeout(self.client_timeout, body.frame()).await {
-                Err(_) => {
-                    return Err(closing_response(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "The request body did not arrive in time.",
-                    ))
-                }
-                Ok(None) => break,
-                Ok(Some(Ok(frame))) => frame,
-                Ok(Some(Err(error))) if error.is::<http_body_util::LengthLimitError>() => {
-                    return Err(too_large())
-                }
-                Ok(Some(Err(error))) => {
-                    tracing::debug!(%error, "request body could not be read");
-                    return Err(bad_request("The request body could not be read."));
-                }
-            };
-            if let Ok(data) = frame.into_data() {
-                if chunks.is_empty() && http_body::Body::is_end_stream(&*body) {
-                    // The whole body in one piece: no copy.
-                    return Ok(data);
-                }
-                chunks.extend_from_slice(&data);
-            }
-        }
-        Ok(chunks.freeze())
     }
 
     /// HSTS goes out over TLS, for a host whose certificate a CA issued.

@@ -10,10 +10,10 @@ use capstan_wire::{encode_header, FileRef, Kind, ResponseStart, HEADER_LEN};
 use tokio::sync::mpsc;
 
 use crate::worker::{Event, Refused, Worker};
-use crate::{CallError, Pool};
+use crate::{CallError, Pool, RequestBody};
 
 /// Request bodies travel in frames of at most this size.
-const BODY_CHUNK: usize = 1024 * 1024;
+pub(crate) const BODY_CHUNK: usize = 1024 * 1024;
 /// How many workers that turn out to be dead a request tries before it fails.
 const MAX_REFUSALS: usize = 3;
 
@@ -23,8 +23,9 @@ const MAX_REFUSALS: usize = 3;
 pub struct PreparedRequest {
     /// A Request frame from [`capstan_wire::encode_request`], with any id.
     pub frame: BytesMut,
-    /// The request body (empty for none).
-    pub body: Bytes,
+    /// The request body (empty for none); a spilled one is streamed to the
+    /// worker a frame at a time, never read whole into memory.
+    pub body: RequestBody,
 }
 
 /// The app's answer: status and headers now, the body as it comes.
@@ -69,7 +70,11 @@ impl Pool {
             // Sent without awaiting, so no cancellation can cut a frame in half; from
             // here the worker's answer (or its death) frees the slot.
             let worker = lease.commit();
-            match worker.send_detached(parts) {
+            let sent = match &body {
+                RequestBody::Memory(_) => worker.send_detached(parts),
+                RequestBody::File(file) => worker.send_with_body_file(parts, id, file.clone()),
+            };
+            match sent {
                 Ok(()) => break (worker, id, events),
                 Err(Refused) => {
                     // The worker died before its reader noticed, and never saw a byte
@@ -107,14 +112,18 @@ impl Pool {
 
 /// A request's frames for request `id` of a worker: a copy of the Request
 /// frame's header and flags byte (which differ per worker), then the environ
-/// and body pieces, which share the original memory.
-fn request_parts(frame: &Bytes, body: &Bytes, id: u32) -> Vec<Bytes> {
+/// and, for a body in memory, its pieces, which share the original memory.
+/// A body in a file is left for the worker's writer to stream.
+fn request_parts(frame: &Bytes, body: &RequestBody, id: u32) -> Vec<Bytes> {
     let mut head = BytesMut::with_capacity(HEADER_LEN + 1);
     head.extend_from_slice(&frame[..=HEADER_LEN]);
     head[4..8].copy_from_slice(&id.to_le_bytes());
     if !body.is_empty() {
         head[HEADER_LEN] |= capstan_wire::RequestFlags::HAS_BODY.0;
     }
+    let RequestBody::Memory(body) = body else {
+        return vec![head.freeze(), frame.slice(HEADER_LEN + 1..)];
+    };
     let mut parts = Vec::with_capacity(3 + 2 * body.len().div_ceil(BODY_CHUNK));
     parts.push(head.freeze());
     parts.push(frame.slice(HEADER_LEN + 1..));

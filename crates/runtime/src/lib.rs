@@ -6,6 +6,7 @@
 //! that becomes a 5xx. Long-running non-WSGI processes (background workers, a
 //! `command` web process) are kept alive by [`Supervised`].
 
+mod body;
 mod call;
 mod error;
 mod frames;
@@ -16,6 +17,7 @@ mod spec;
 mod stop;
 mod worker;
 
+pub use body::{RequestBody, SpilledBody};
 pub use call::{Chunk, PreparedRequest, ResponseBody, WorkerResponse};
 pub use error::{BootError, CallError};
 pub use pool::Pool;

@@ -7,11 +7,13 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use capstan_proc::FdSocket;
-use capstan_wire::{encode_frame, FileRef, Kind, ResponseStart};
+use capstan_wire::{encode_frame, encode_header, FileRef, Kind, ResponseStart};
 use tokio::sync::{mpsc, Notify, OwnedMutexGuard};
 
+use crate::call::BODY_CHUNK;
 use crate::frames::{FrameReader, ReadError};
 use crate::pool::PoolInner;
+use crate::SpilledBody;
 
 /// What the worker's reader tells the task that owns a request.
 #[derive(Debug)]
@@ -131,7 +133,29 @@ impl Worker {
     /// broken: it is stopped, and its reader fails the requests it held.
     /// `Err(Refused)` says the very first write failed, so not one byte of
     /// `parts` reached the worker (it died before the pool noticed).
-    pub fn send_detached(self: &Arc<Self>, mut parts: Vec<Bytes>) -> Result<(), Refused> {
+    pub fn send_detached(self: &Arc<Self>, parts: Vec<Bytes>) -> Result<(), Refused> {
+        self.send_parts(parts, None)
+    }
+
+    /// [`Worker::send_detached`] for a request whose body is in a file: after
+    /// `parts` (the Request frame), the body follows as Body frames read one
+    /// at a time, then BodyEnd, so memory stays bounded whatever its size.
+    /// The write lock is taken per frame, so a Cancel or another request's
+    /// frames can go out between them.
+    pub fn send_with_body_file(
+        self: &Arc<Self>,
+        parts: Vec<Bytes>,
+        id: u32,
+        body: SpilledBody,
+    ) -> Result<(), Refused> {
+        self.send_parts(parts, Some((id, body)))
+    }
+
+    fn send_parts(
+        self: &Arc<Self>,
+        mut parts: Vec<Bytes>,
+        body: Option<(u32, SpilledBody)>,
+    ) -> Result<(), Refused> {
         let guard = Arc::clone(&self.write_lock).try_lock_owned().ok();
         if let Some(guard) = guard {
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
@@ -144,7 +168,7 @@ impl Worker {
                         part.advance(taken);
                         !part.is_empty()
                     });
-                    if parts.is_empty() {
+                    if parts.is_empty() && body.is_none() {
                         return Ok(());
                     }
                 }
@@ -153,27 +177,84 @@ impl Worker {
                     return Err(Refused);
                 }
             }
-            self.finish_writing(Some(guard), parts);
+            self.finish_writing(Some(guard), parts, body);
         } else {
-            self.finish_writing(None, parts);
+            self.finish_writing(None, parts, body);
         }
         Ok(())
     }
 
-    fn finish_writing(self: &Arc<Self>, guard: Option<OwnedMutexGuard<()>>, parts: Vec<Bytes>) {
+    fn finish_writing(
+        self: &Arc<Self>,
+        guard: Option<OwnedMutexGuard<()>>,
+        parts: Vec<Bytes>,
+        body: Option<(u32, SpilledBody)>,
+    ) {
         let worker = Arc::clone(self);
         tokio::spawn(async move {
-            let _guard = match guard {
-                Some(guard) => guard,
-                None => Arc::clone(&worker.write_lock).lock_owned().await,
-            };
-            for part in &parts {
-                if worker.socket.send_all(part).await.is_err() {
-                    worker.kill.notify_one();
-                    return;
+            {
+                let _guard = match guard {
+                    Some(guard) => guard,
+                    None => Arc::clone(&worker.write_lock).lock_owned().await,
+                };
+                for part in &parts {
+                    if worker.socket.send_all(part).await.is_err() {
+                        worker.kill.notify_one();
+                        return;
+                    }
                 }
             }
+            if let Some((id, body)) = body {
+                worker.stream_body_file(id, body).await;
+            }
         });
+    }
+
+    /// Sends a spilled body as Body frames and a BodyEnd, reading one frame's
+    /// worth of the file at a time.
+    async fn stream_body_file(self: &Arc<Self>, id: u32, body: SpilledBody) {
+        let mut offset = 0;
+        let mut header = BytesMut::with_capacity(capstan_wire::HEADER_LEN);
+        while offset < body.len() {
+            // The request ended (cancelled, answered early) or the worker died:
+            // the rest of the body has nobody to go to.
+            if !self.holds(id) {
+                return;
+            }
+            let chunk = match body.read_chunk(offset, BODY_CHUNK).await {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                result => {
+                    let error = result
+                        .err()
+                        .map_or("it ended early".into(), |e| e.to_string());
+                    tracing::error!(worker = %self.name, id, %error, "could not read a request body back from its temporary file");
+                    // The worker has part of the body: cancelling ends the request
+                    // there without a response, which the caller reports as 502.
+                    self.cancel(id);
+                    return;
+                }
+            };
+            offset += chunk.len() as u64;
+            encode_header(Kind::Body, id, chunk.len() as u32, &mut header);
+            let frame_header = header.split().freeze();
+            let _guard = self.write_lock.lock().await;
+            if self.socket.send_all(&frame_header).await.is_err()
+                || self.socket.send_all(&chunk).await.is_err()
+            {
+                self.kill.notify_one();
+                return;
+            }
+        }
+        encode_header(Kind::BodyEnd, id, 0, &mut header);
+        let _guard = self.write_lock.lock().await;
+        if self.socket.send_all(&header).await.is_err() {
+            self.kill.notify_one();
+        }
+    }
+
+    /// Whether request `id` is still open on this worker.
+    fn holds(&self, id: u32) -> bool {
+        self.is_alive() && self.routes.lock().expect("routes lock").contains_key(&id)
     }
 
     /// Tells the worker the client of request `id` is gone.

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use capstan_runtime::{CallError, Chunk, Pool, PoolSpec, PreparedRequest};
+use capstan_runtime::{
+    CallError, Chunk, Pool, PoolSpec, PreparedRequest, RequestBody, SpilledBody,
+};
 use capstan_wire::{encode_request, RequestFlags};
 
 const APP: &str = r#"
@@ -44,7 +46,7 @@ fn request(path: &str, query: &str, body: &[u8]) -> PreparedRequest {
     encode_request(0, RequestFlags::NONE, env, &mut frame).unwrap();
     PreparedRequest {
         frame,
-        body: Bytes::copy_from_slice(body),
+        body: Bytes::copy_from_slice(body).into(),
     }
 }
 
@@ -103,6 +105,59 @@ async fn a_large_body_arrives_whole_in_several_frames() {
     assert_eq!(echoed.len(), body.len());
     assert!(echoed == body);
     pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_body_in_a_file_is_streamed_to_the_worker_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::start(spec(dir.path(), 2)).await.unwrap();
+    let body: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&body).unwrap();
+    let spilled = RequestBody::File(SpilledBody::new(file, body.len() as u64));
+    // Several requests share the one file, as retries on another worker would.
+    let calls = (0..3).map(|_| {
+        let pool = pool.clone();
+        let mut request = request("/echo", "", b"");
+        request.body = spilled.clone();
+        async move {
+            let mut response = pool.call(request).await.unwrap();
+            let mut out = Vec::new();
+            while let Some(chunk) = response.body.next().await {
+                match chunk.unwrap() {
+                    Chunk::Bytes(bytes) => out.extend_from_slice(&bytes),
+                    Chunk::File(..) => panic!("no files here"),
+                }
+            }
+            out
+        }
+    });
+    for echoed in futures_join_all(calls).await {
+        assert_eq!(echoed.len(), body.len());
+        assert!(echoed == body);
+    }
+    // The worker still serves after streamed bodies.
+    assert_eq!(
+        body_of(&pool, "/echo", "", b"after").await.unwrap(),
+        b"after"
+    );
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ mod pebble;
 
 mod acme;
 mod apps;
+mod bodies;
+mod crashes;
 mod edge;
 mod errors;
 mod limits;

@@ -124,16 +124,13 @@ async fn a_reload_whose_code_cannot_load_keeps_the_old_workers_serving() {
     let app = app_copy("probe");
     let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
     let before = pid_serving(&server).await;
-    let good = std::fs::read_to_string(app.path().join("app.py")).unwrap();
-    std::fs::write(
-        app.path().join("app.py"),
-        format!("raise RuntimeError('broken by the new release')\n{good}"),
-    )
-    .unwrap();
+    // The probe refuses to import while this file exists.
+    let marker = app.path().join("FAIL_BOOT");
+    std::fs::write(&marker, "").unwrap();
     let (ok, output) = reload(app.path()).await;
     assert!(!ok, "a broken reload must fail: {output}");
     assert!(
-        output.contains("broken by the new release") && output.contains("Traceback"),
+        output.contains("FAIL_BOOT exists") && output.contains("Traceback"),
         "{output}"
     );
     assert_eq!(
@@ -141,7 +138,7 @@ async fn a_reload_whose_code_cannot_load_keeps_the_old_workers_serving() {
         before,
         "the old worker still serves"
     );
-    std::fs::write(app.path().join("app.py"), good).unwrap();
+    std::fs::remove_file(&marker).unwrap();
     let (ok, output) = reload(app.path()).await;
     assert!(ok, "{output}");
     assert_ne!(pid_serving(&server).await, before);

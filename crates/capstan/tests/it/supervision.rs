@@ -17,7 +17,7 @@ fn sigkill(pid: u32) {
 }
 
 /// Opts for a probe whose /hold route reports, in `log`, that the app has the request.
-fn with_event_log(log: &Path, workers: &str) -> Opts {
+pub(crate) fn with_event_log(log: &Path, workers: &str) -> Opts {
     Opts {
         env: vec![("PROBE_EVENT_LOG".into(), log.display().to_string())],
         ..Opts::args(&["--workers", workers])
@@ -26,7 +26,7 @@ fn with_event_log(log: &Path, workers: &str) -> Opts {
 
 /// Waits (without blocking the test's runtime, where requests are in flight)
 /// until `log` has the line "`mark` PID", and returns the PID.
-async fn wait_for_hold(log: &Path, mark: &str, timeout: Duration) -> u32 {
+pub(crate) async fn wait_for_hold(log: &Path, mark: &str, timeout: Duration) -> u32 {
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -2,12 +2,20 @@
 
 Every route answers something a test can check exactly; none needs a package.
 """
+import ctypes
+import hashlib
 import json
 import os
 import sys
 import time
 
 CLOSE_LOG = os.environ.get("PROBE_CLOSE_LOG")
+
+# A test makes the next boot (a reload, a replacement worker) fail by creating
+# this file next to the app, and heals it by removing the file.
+FAIL_BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FAIL_BOOT")
+if os.path.exists(FAIL_BOOT):
+    raise RuntimeError("probe asked to fail at boot: FAIL_BOOT exists")
 
 
 def _json(start_response, data, status="200 OK"):
@@ -215,6 +223,40 @@ def grow_view(environ, start_response):
     return [b"grown"]
 
 
+def sha256_view(environ, start_response):
+    """SHA-256 and length of the body, read from wsgi.input 1 MiB at a time."""
+    stream = environ["wsgi.input"]
+    digest = hashlib.sha256()
+    length = 0
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            break
+        digest.update(chunk)
+        length += len(chunk)
+    return _json(start_response, {"sha256": digest.hexdigest(), "length": length, "pid": os.getpid()})
+
+
+def _mark(environ, default):
+    if EVENT_LOG:
+        with open(EVENT_LOG, "a") as log:
+            log.write("%s %d\n" % (_query(environ).get("mark", default), os.getpid()))
+
+
+def segfault_view(environ, start_response):
+    """Crashes the worker in C, as a broken extension would: SIGSEGV."""
+    _mark(environ, "segfault")
+    ctypes.string_at(0)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"survived a segfault"]
+
+
+def exit_view(environ, start_response):
+    """Ends the worker at once, skipping every cleanup: os._exit."""
+    _mark(environ, "exit")
+    os._exit(int(_query(environ).get("code", "3")))
+
+
 ROUTES = {
     "/environ": environ_view,
     "/input": input_view,
@@ -233,6 +275,9 @@ ROUTES = {
     "/echo": echo_view,
     "/close_stream": close_stream_view,
     "/hold": hold_view,
+    "/sha256": sha256_view,
+    "/segfault": segfault_view,
+    "/exit": exit_view,
 }
 
 
