@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut request = Request::builder().method(method).uri(uri);
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
             request = request.header(name, value);
         }
     }
@@ -51,12 +53,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let whole = frame.len();
-    let decoded = decode(&mut frame).expect("the edge's own frame decodes").expect("whole");
+    let decoded = decode(&mut frame)
+        .expect("the edge's own frame decodes")
+        .expect("whole");
     assert!(frame.is_empty(), "one frame, {whole} bytes");
     assert_eq!(decoded.kind, Kind::Request);
     let text = &decoded.payload[1..];
     let fields: Vec<&[u8]> = text.split(|&b| b == 0).collect();
-    assert_eq!(fields.len() % 2, 0, "fields pair up: {:?}", String::from_utf8_lossy(text));
+    assert_eq!(
+        fields.len() % 2,
+        0,
+        "fields pair up: {:?}",
+        String::from_utf8_lossy(text)
+    );
     let keys: Vec<&[u8]> = fields.iter().step_by(2).copied().collect();
     for key in [
         &b"REQUEST_METHOD"[..],
@@ -79,6 +88,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(name) = key.strip_prefix(b"HTTP_") {
             assert!(!name.is_empty());
         }
-        assert!(keys.iter().filter(|k| *k == key).count() == 1, "{:?} twice", String::from_utf8_lossy(key));
+        assert!(
+            keys.iter().filter(|k| *k == key).count() == 1,
+            "{:?} twice",
+            String::from_utf8_lossy(key)
+        );
     }
 });

@@ -29,7 +29,12 @@ fuzz_target!(|data: &[u8]| {
         _ => vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
     };
     // The rest: header values separated by NUL, for these names in turn.
-    let names = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-for", "x-real-ip"];
+    let names = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-for",
+        "x-real-ip",
+    ];
     let mut headers = HeaderMap::new();
     for (name, value) in names.iter().zip(rest.split(|&b| b == 0)) {
         if let Ok(value) = HeaderValue::from_bytes(value) {

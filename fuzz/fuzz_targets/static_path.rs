@@ -15,8 +15,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(rest.is_empty() || rest.starts_with('/'), "{rest:?}");
-    assert!(!relative.contains('\0') && !relative.contains('\\'), "{rest:?} -> {relative:?}");
-    assert!(!relative.starts_with('/') && !relative.ends_with('/'), "{rest:?} -> {relative:?}");
+    assert!(
+        !relative.contains('\0') && !relative.contains('\\'),
+        "{rest:?} -> {relative:?}"
+    );
+    assert!(
+        !relative.starts_with('/') && !relative.ends_with('/'),
+        "{rest:?} -> {relative:?}"
+    );
     if relative.is_empty() {
         return;
     }

@@ -5,7 +5,9 @@
 #![no_main]
 
 use bytes::BytesMut;
-use capstan_wire::{decode, encode_frame, FileRef, Hello, Kind, ResponseStart, HEADER_LEN, MAX_PAYLOAD};
+use capstan_wire::{
+    decode, encode_frame, FileRef, Hello, Kind, ResponseStart, HEADER_LEN, MAX_PAYLOAD,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
