@@ -29,18 +29,19 @@ pub fn check_ca_root(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certs)
 }
 
-fn builder(settings: &Settings) -> Result<AccountBuilder, Failure> {
-    let Some(ca_root) = &settings.ca_root else {
+/// `extra_roots`: the CA root from the settings, read at start.
+fn builder(extra_roots: &[CertificateDer<'static>]) -> Result<AccountBuilder, Failure> {
+    if extra_roots.is_empty() {
         return Account::builder().map_err(|e| Failure::local(format!("no HTTPS client: {e}")));
-    };
+    }
     let mut roots = rustls::RootCertStore::empty();
     // The system's roots too: the extra one is added, not swapped in.
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
-    for cert in check_ca_root(ca_root).map_err(Failure::local)? {
+    for cert in extra_roots {
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| Failure::local(format!("the ACME CA root cannot be used: {e}")))?;
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -60,12 +61,16 @@ fn builder(settings: &Settings) -> Result<AccountBuilder, Failure> {
 }
 
 /// The account for this ACME server: the stored one, or a new one (saved).
-pub async fn load_or_create(settings: &Settings, store: &Store) -> Result<Account, Failure> {
+pub async fn load_or_create(
+    settings: &Settings,
+    extra_roots: &[CertificateDer<'static>],
+    store: &Store,
+) -> Result<Account, Failure> {
     let unreachable = |e| Failure::unreachable(&settings.directory, e);
     if let Some(json) = store.account() {
         match serde_json::from_str::<AccountCredentials>(&json) {
             Ok(credentials) => {
-                return builder(settings)?
+                return builder(extra_roots)?
                     .from_credentials(credentials)
                     .await
                     .map_err(unreachable)
@@ -79,7 +84,7 @@ pub async fn load_or_create(settings: &Settings, store: &Store) -> Result<Accoun
     }
     let contact = settings.email.as_ref().map(|e| format!("mailto:{e}"));
     let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-    let (account, credentials) = builder(settings)?
+    let (account, credentials) = builder(extra_roots)?
         .create(
             &NewAccount {
                 contact: &contacts,

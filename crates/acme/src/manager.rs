@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use capstan_config::format_duration;
 use capstan_edge::tls::CertStore;
 use instant_acme::Account;
 use tokio::sync::OnceCell;
@@ -38,6 +39,8 @@ impl Acme {
 
 struct Shared {
     settings: Settings,
+    /// The settings' CA root, read once at start.
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     store: Store,
     certs: Arc<CertStore>,
     account: OnceCell<Account>,
@@ -51,9 +54,10 @@ pub fn start(
     domains: &[String],
     certs: Arc<CertStore>,
 ) -> Result<Acme, String> {
-    if let Some(path) = &settings.ca_root {
-        account::check_ca_root(path)?;
-    }
+    let extra_roots = match &settings.ca_root {
+        Some(path) => account::check_ca_root(path)?,
+        None => Vec::new(),
+    };
     let store = Store::new(&settings.state_dir, &settings.directory);
     let mut stored = Vec::new();
     for domain in domains {
@@ -83,6 +87,7 @@ pub fn start(
     }
     let shared = Arc::new(Shared {
         settings,
+        extra_roots,
         store,
         certs,
         account: OnceCell::new(),
@@ -128,7 +133,7 @@ async fn keep_certified(shared: Arc<Shared>, domain: String, mut validity: Optio
                 let message = failure.message.trim_end_matches('.');
                 tracing::warn!(
                     "{domain}: could not get a certificate: {message}. Trying again in {}.",
-                    in_words(delay)
+                    format_duration(delay)
                 );
                 tokio::time::sleep(delay).await;
             }
@@ -142,7 +147,7 @@ async fn obtain(shared: &Shared, domain: &str) -> Result<Validity, Failure> {
     let settings = &shared.settings;
     let account = shared
         .account
-        .get_or_try_init(|| account::load_or_create(settings, &shared.store))
+        .get_or_try_init(|| account::load_or_create(settings, &shared.extra_roots, &shared.store))
         .await?;
     let mut last = None;
     for (i, &challenge) in settings.challenges.iter().enumerate() {
@@ -207,15 +212,6 @@ fn retry_delay(failures: u32, transient: bool) -> Duration {
     first
         .saturating_mul(1 << failures.saturating_sub(1).min(16))
         .min(most)
-}
-
-fn in_words(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        0..=119 => format!("{secs} s"),
-        120..=7199 => format!("{} min", secs / 60),
-        _ => format!("{} h", secs / 3600),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use capstan_edge::tls::{self, TlsError};
 use rustls::sign::CertifiedKey;
@@ -90,14 +90,6 @@ impl Stored {
     /// Whether the certificate can still be served.
     pub fn is_current(&self, now: SystemTime) -> bool {
         now < self.validity.not_after
-    }
-
-    /// How long until it expires (zero when it has).
-    pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.validity
-            .not_after
-            .duration_since(now)
-            .unwrap_or(Duration::ZERO)
     }
 }
 

@@ -64,7 +64,9 @@ where
     }
     let limit = usize::try_from(limits.max_size).unwrap_or(usize::MAX);
     let mut body = std::pin::pin!(Limited::new(body, limit));
-    let mut sink = Sink::Memory(BytesMut::new());
+    // A declared length sizes the buffer once (no copies as it grows).
+    let expected = declared.map_or(0, |len| len.min(limits.memory_limit as u64) as usize);
+    let mut sink = Sink::Memory(BytesMut::with_capacity(expected));
     loop {
         // SECURITY: a client that stalls mid-body is cut off (nginx:
         // client_body_timeout); it never holds a worker meanwhile anyway.

@@ -74,7 +74,9 @@ impl Site {
             return bad_request("A Host header is required.");
         }
         // SECURITY: both framings at once is how requests are smuggled past
-        // proxies; refuse it rather than pick one (as gunicorn does).
+        // proxies. hyper's HTTP/1.1 parser already drops the Content-Length,
+        // reads the chunked framing and closes the connection (RFC 9112, 6.3);
+        // this refuses the pair should any transport ever pass both through.
         if request.headers().contains_key(header::TRANSFER_ENCODING)
             && request.headers().contains_key(header::CONTENT_LENGTH)
         {
@@ -97,18 +99,26 @@ impl Site {
         if let (false, Some(port)) = (conn.tls, self.https_port) {
             return redirect::to_https(&request, port);
         }
-        // 3. Static files, straight from disk.
-        let path = request.uri().path();
-        if self.static_files.matches(path) {
+        // 3. Static files, straight from disk; 4. or the app.
+        let hsts = self.wants_hsts(&conn, request.uri(), request.headers());
+        let mut response = if self.static_files.matches(request.uri().path()) {
             let (method, uri, headers) = (request.method(), request.uri(), request.headers());
-            let hsts = self.wants_hsts(&conn, uri, headers);
-            let mut response = self.static_files.serve(method, uri, headers).await;
-            if hsts {
-                add_hsts(&mut response);
-            }
-            return response;
+            self.static_files.serve(method, uri, headers).await
+        } else {
+            self.app(request, conn).await
+        };
+        if hsts {
+            add_hsts(&mut response);
         }
-        // 4. The app: the whole body is read first, so a slow client never holds a worker.
+        response
+    }
+
+    /// The app: the whole body is read first, so a slow client never holds a worker.
+    async fn app<B>(&self, request: Request<B>, conn: Connection) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
         let (parts, body) = request.into_parts();
         let limits = BodyLimits {
             max_size: self.max_body_size,
@@ -121,17 +131,12 @@ impl Site {
             Err(response) => return response,
         };
         let client = forwarded::resolve(conn.peer, conn.tls, &parts.headers, &self.trusted_proxies);
-        let hsts = self.wants_hsts(&conn, &parts.uri, &parts.headers);
-        let mut response = match &self.backend {
+        match &self.backend {
             Backend::Python(pool) => {
                 crate::python_app::handle(pool, &parts, body, &client, &conn).await
             }
             Backend::Proxy(proxy, _) => proxy.handle(parts, body, &client).await,
-        };
-        if hsts {
-            add_hsts(&mut response);
         }
-        response
     }
 
     /// The answer to an HTTP-01 challenge request, when one is in progress

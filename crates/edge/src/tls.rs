@@ -55,7 +55,7 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 #[derive(Debug)]
 pub struct CertStore {
     by_name: RwLock<HashMap<String, Served>>,
-    fallback: RwLock<Arc<CertifiedKey>>,
+    fallback: Arc<CertifiedKey>,
     /// TLS-ALPN-01: the challenge certificate by domain.
     alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     /// HTTP-01: the key authorization by token.
@@ -74,7 +74,7 @@ impl CertStore {
     pub fn new(fallback: Arc<CertifiedKey>) -> Self {
         CertStore {
             by_name: RwLock::new(HashMap::new()),
-            fallback: RwLock::new(fallback),
+            fallback,
             alpn_challenges: RwLock::new(HashMap::new()),
             http_challenges: RwLock::new(HashMap::new()),
         }
@@ -146,7 +146,7 @@ impl ResolvesServerCert for CertStore {
                 return Some(Arc::clone(&served.key));
             }
         }
-        Some(Arc::clone(&self.fallback.read().expect("cert lock")))
+        Some(Arc::clone(&self.fallback))
     }
 }
 
