@@ -167,12 +167,7 @@ async fn a_worker_that_dies_mid_request_gives_worker_lost_and_is_replaced() {
     let before = pool.worker_pids();
     let lost = body_of(&pool, "/exit", "", b"").await;
     assert!(matches!(lost, Err(CallError::WorkerLost)), "{lost:?}");
-    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(&pool, "/", "", b""))
-        .await
-        .expect("a new worker answers")
-        .unwrap();
-    assert!(answer.starts_with(b"/ "));
-    assert_ne!(pool.worker_pids(), before);
+    assert_replaced(&pool, &before).await;
     pool.stop(Duration::from_secs(5)).await;
 }
 
@@ -185,12 +180,7 @@ async fn a_request_past_the_timeout_gets_timeout_and_its_worker_is_replaced() {
     let before = pool.worker_pids();
     let slow = body_of(&pool, "/sleep", "5", b"").await;
     assert!(matches!(slow, Err(CallError::Timeout(_))), "{slow:?}");
-    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(&pool, "/", "", b""))
-        .await
-        .expect("a new worker answers")
-        .unwrap();
-    assert!(answer.starts_with(b"/ "));
-    assert_ne!(pool.worker_pids(), before);
+    assert_replaced(&pool, &before).await;
     pool.stop(Duration::from_secs(5)).await;
 }
 
@@ -237,4 +227,14 @@ async fn an_app_that_fails_to_import_is_a_boot_error_with_its_traceback() {
         text.contains("boom at import") && text.contains("Traceback"),
         "{text}"
     );
+}
+
+/// A new worker (not one of `before`) answers within 10 s.
+async fn assert_replaced(pool: &Pool, before: &[u32]) {
+    let answer = tokio::time::timeout(Duration::from_secs(10), body_of(pool, "/", "", b""))
+        .await
+        .expect("a new worker answers")
+        .unwrap();
+    assert!(answer.starts_with(b"/ "));
+    assert_ne!(pool.worker_pids(), before);
 }

@@ -69,6 +69,16 @@ fn probe_accepting(max_body_size: &str) -> tempfile::TempDir {
 }
 
 /// What capstan has open in `dir`, by descriptor target.
+/// Waits (at most 10 s) until `pid` holds no deleted file of `dir` open:
+/// every spilled body's file closed with its request.
+fn wait_until_no_spilled_file(pid: u32, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_in(pid, dir).iter().any(|f| f.ends_with("(deleted)")) {
+        assert!(Instant::now() < deadline, "{:?}", open_in(pid, dir));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn open_in(pid: u32, dir: &Path) -> Vec<String> {
     let dir = dir.canonicalize().unwrap().display().to_string();
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -145,18 +155,7 @@ async fn a_1_gib_streamed_upload_reaches_the_app_whole_while_capstans_memory_sta
     );
     // The spilled body's file closed with the request.
     let state = app.path().join(".capstan");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !open_in(server.pid(), &state)
-        .iter()
-        .all(|f| !f.ends_with("(deleted)"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            open_in(server.pid(), &state)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_no_spilled_file(server.pid(), &state);
 }
 
 #[test]
@@ -219,18 +218,7 @@ fn a_large_body_is_held_in_an_unlinked_file_and_a_small_one_in_memory() {
     assert_eq!(json["sha256"].as_str(), Some(sha256(&body).as_str()));
 
     // Once answered, the file is closed: nothing open, nothing left behind.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !open_in(server.pid(), &state)
-        .iter()
-        .all(|f| !f.ends_with("(deleted)"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            open_in(server.pid(), &state)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_no_spilled_file(server.pid(), &state);
     assert_eq!(names_in(&state), names_before);
 }
 
