@@ -93,6 +93,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             if let Some(queue_timeout) = app.queue_timeout {
                 spec.queue_timeout = queue_timeout;
             }
+            if let Some(pipeline) = app.pipeline {
+                spec.pipeline = pipeline;
+            }
             tracing::info!(app = %target, workers = spec.workers, threads = spec.threads, "starting workers");
             Backend::Python(Pool::start(spec).await?)
         }

@@ -36,6 +36,8 @@ pub struct App {
     pub max_queue: Option<usize>,
     /// How long a request may wait for a worker before it gets 503.
     pub queue_timeout: Option<Duration>,
+    /// Requests sent ahead to a busy single-threaded worker (`None`: the runtime's default).
+    pub pipeline: Option<usize>,
     /// Directories the edge serves itself, longest URL prefix first.
     pub static_routes: Vec<StaticRoute>,
     /// The app's environment: `[env]` < `.flaskenv` < `.env` (later wins).
@@ -233,6 +235,7 @@ pub(crate) struct Partial {
     pub max_rss: Option<u64>,
     pub max_queue: Option<usize>,
     pub queue_timeout: Option<Duration>,
+    pub pipeline: Option<usize>,
     /// `None` when the file has no `[static]`, so `static/` may be picked up.
     pub static_routes: Option<Vec<StaticRoute>>,
     pub env: BTreeMap<String, String>,

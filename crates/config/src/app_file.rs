@@ -41,6 +41,7 @@ const WEB_KEYS: &[&str] = &[
     "max_rss",
     "max_queue",
     "queue_timeout",
+    "pipeline",
 ];
 const RELEASE_KEYS: &[&str] = &["commands"];
 const PROCESS_KEYS: &[&str] = &["command"];
@@ -191,6 +192,7 @@ fn read_web(web: &Table<'_>, p: &mut Partial) -> Result<(), ConfigError> {
             "max_rss" => p.max_rss = Some(f.size()?),
             "max_queue" => p.max_queue = Some(f.int_in(0..=1_000_000)? as usize),
             "queue_timeout" => p.queue_timeout = Some(f.duration()?),
+            "pipeline" => p.pipeline = Some(f.int_in(0..=1024)? as usize),
             _ => unreachable!(),
         }
     }
@@ -387,7 +389,7 @@ DEBUG = false
             err("[web]\nwsgi = \"a:app\"\n\n\n\n\nwrokers = 4\n"),
             "capstan.toml:7: unknown key `wrokers` in [web]; expected one of: wsgi, command, \
              workers, threads, timeout, graceful_timeout, max_requests, max_requests_jitter, \
-             max_rss, max_queue, queue_timeout"
+             max_rss, max_queue, queue_timeout, pipeline"
         );
         assert_eq!(
             err("[web]\n\n\n\n\n\n\n\ntimeout = \"30 parsecs\"\n"),

@@ -107,6 +107,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         max_rss: partial.max_rss,
         max_queue: partial.max_queue,
         queue_timeout: partial.queue_timeout,
+        pipeline: partial.pipeline,
         static_routes,
         env,
         processes: partial.processes,

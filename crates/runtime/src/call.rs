@@ -14,8 +14,9 @@ use crate::{CallError, Pool, RequestBody};
 
 /// Request bodies travel in frames of at most this size.
 pub(crate) const BODY_CHUNK: usize = 1024 * 1024;
-/// How many workers that turn out to be dead a request tries before it fails.
-const MAX_REFUSALS: usize = 3;
+/// How many workers that turn out to be dead (before they ran it) a request
+/// tries before it fails.
+const MAX_ATTEMPTS: usize = 3;
 
 /// A request ready to go to any worker: the encoded Request frame (its id is
 /// filled in when a worker is chosen) and the whole body, which the edge has
@@ -52,6 +53,9 @@ pub struct ResponseBody {
     events: mpsc::Receiver<Event>,
     timeout: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The app has the request: a sequential worker got to it. Only then does
+    /// the timeout run, so time spent queued behind other requests is not counted.
+    running: bool,
     finished: bool,
 }
 
@@ -62,8 +66,8 @@ impl Pool {
         let inner = &self.inner;
         let PreparedRequest { frame, body } = request;
         let frame = frame.freeze();
-        let mut refusals = 0;
-        let (worker, id, events) = loop {
+        let mut attempts = 0;
+        loop {
             let lease = inner.acquire().await?;
             let (id, events) = lease.worker().open_request();
             let parts = request_parts(&frame, &body, id);
@@ -71,41 +75,57 @@ impl Pool {
             // here the worker's answer (or its death) frees the slot.
             let worker = lease.commit();
             let sent = match &body {
-                RequestBody::Memory(_) => worker.send_detached(parts),
+                RequestBody::Memory(_) => worker.send_request(id, parts),
                 RequestBody::File(file) => worker.send_with_body_file(parts, id, file.clone()),
             };
-            match sent {
-                Ok(()) => break (worker, id, events),
-                Err(Refused) => {
-                    // The worker died before its reader noticed, and never saw a byte
-                    // of this request: another worker can take it, with no risk of
-                    // running the app twice.
-                    inner.remove(&worker);
-                    refusals += 1;
-                    if refusals == MAX_REFUSALS {
+            if let Err(Refused) = sent {
+                // The worker died before its reader noticed, and never saw a byte
+                // of this request: another worker can take it, with no risk of
+                // running the app twice.
+                inner.remove(&worker);
+                attempts += 1;
+                if attempts == MAX_ATTEMPTS {
+                    return Err(CallError::WorkerLost);
+                }
+                continue;
+            }
+            let mut response = ResponseBody {
+                running: !worker.is_sequential(),
+                worker,
+                id,
+                events,
+                timeout: inner.spec.timeout,
+                deadline: None,
+                finished: false,
+            };
+            match response.next_event().await? {
+                Event::Start(start) => {
+                    return Ok(WorkerResponse {
+                        start,
+                        body: response,
+                    })
+                }
+                Event::AppError(traceback) => {
+                    response.finished = true;
+                    return Err(CallError::AppError(traceback));
+                }
+                Event::Requeue => {
+                    // Its worker died with the request still queued behind the
+                    // one it was running: the app never saw it, so it goes to
+                    // another worker.
+                    response.finished = true;
+                    attempts += 1;
+                    if attempts == MAX_ATTEMPTS {
                         return Err(CallError::WorkerLost);
                     }
                 }
+                Event::Bad(reason) => return Err(CallError::BadResponse(reason)),
+                _ => {
+                    return Err(CallError::BadResponse(
+                        "the response did not begin with its status".into(),
+                    ))
+                }
             }
-        };
-        let mut body = ResponseBody {
-            worker,
-            id,
-            events,
-            timeout: inner.spec.timeout,
-            deadline: None,
-            finished: false,
-        };
-        match body.next_event().await? {
-            Event::Start(start) => Ok(WorkerResponse { start, body }),
-            Event::AppError(traceback) => {
-                body.finished = true;
-                Err(CallError::AppError(traceback))
-            }
-            Event::Bad(reason) => Err(CallError::BadResponse(reason)),
-            _ => Err(CallError::BadResponse(
-                "the response did not begin with its status".into(),
-            )),
         }
     }
 }
@@ -176,7 +196,8 @@ impl ResponseBody {
             }
             Event::Start(_) => Some(Err(CallError::BadResponse("a second status".into()))),
             Event::Bad(reason) => Some(Err(CallError::BadResponse(reason))),
-            Event::Lost => Some(Err(CallError::WorkerLost)),
+            // Requeue comes only before the response started; Turn is never returned.
+            Event::Lost | Event::Requeue | Event::Turn => Some(Err(CallError::WorkerLost)),
         })
     }
 
@@ -184,31 +205,39 @@ impl ResponseBody {
         std::future::poll_fn(|cx| self.poll_event(cx)).await
     }
 
-    /// The next event from the worker, within the timeout that restarts at each one.
+    /// The next event from the worker, within the timeout that restarts at
+    /// each one and runs only while the app has the request.
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, CallError>> {
-        match self.events.poll_recv(cx) {
-            Poll::Ready(Some(Event::Lost)) | Poll::Ready(None) => {
-                self.finished = true;
-                Poll::Ready(Err(CallError::WorkerLost))
-            }
-            Poll::Ready(Some(event)) => {
-                // The app's silence is timed from its last sign of life.
-                self.deadline = None;
-                Poll::Ready(Ok(event))
-            }
-            Poll::Pending => {
-                let timeout = self.timeout;
-                let deadline = self
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if deadline.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+        loop {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(Event::Lost)) | Poll::Ready(None) => {
+                    self.finished = true;
+                    return Poll::Ready(Err(CallError::WorkerLost));
                 }
-                self.finished = true;
-                tracing::error!(worker = %self.worker.name, pid = self.worker.pid, timeout = ?self.timeout,
-                    "request timed out; replacing the worker");
-                self.worker.kill.notify_one();
-                Poll::Ready(Err(CallError::Timeout(self.timeout)))
+                Poll::Ready(Some(Event::Turn)) => {
+                    self.running = true;
+                    self.deadline = None;
+                }
+                Poll::Ready(Some(event)) => {
+                    // The app's silence is timed from its last sign of life.
+                    self.deadline = None;
+                    return Poll::Ready(Ok(event));
+                }
+                Poll::Pending if !self.running => return Poll::Pending,
+                Poll::Pending => {
+                    let timeout = self.timeout;
+                    let deadline = self
+                        .deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if deadline.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.finished = true;
+                    tracing::error!(worker = %self.worker.name, pid = self.worker.pid, timeout = ?self.timeout,
+                        "request timed out; replacing the worker");
+                    self.worker.kill.notify_one();
+                    return Poll::Ready(Err(CallError::Timeout(self.timeout)));
+                }
             }
         }
     }
@@ -223,7 +252,10 @@ impl Drop for ResponseBody {
         // complete response is usually dropped with its end still queued:
         // then there is nothing to cancel (and no frame to send per request).
         while let Ok(event) = self.events.try_recv() {
-            if matches!(event, Event::End | Event::AppError(_) | Event::Lost) {
+            if matches!(
+                event,
+                Event::End | Event::AppError(_) | Event::Lost | Event::Requeue
+            ) {
                 return;
             }
         }

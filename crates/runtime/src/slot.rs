@@ -238,8 +238,13 @@ async fn boot(
         Ok(Ok(Some(incoming))) => match incoming.frame.kind {
             Kind::Hello => match Hello::parse(&incoming.frame.payload) {
                 Ok(hello) => {
-                    let worker =
-                        Worker::new(name.to_owned(), child.pid(), hello.threads as usize, socket);
+                    let worker = Worker::new(
+                        name.to_owned(),
+                        child.pid(),
+                        hello.threads as usize,
+                        spec.pipeline,
+                        socket,
+                    );
                     worker.recycle_after(spec.recycle_limit());
                     return Ok((child, Arc::new(worker), reader));
                 }

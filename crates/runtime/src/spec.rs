@@ -21,6 +21,10 @@ pub struct PoolSpec {
     pub workers: usize,
     /// Requests in flight per worker process.
     pub threads: usize,
+    /// Requests sent ahead to a worker with one thread while it runs another,
+    /// so it goes from one to the next without waiting for the edge. Only
+    /// when every worker is busy; if the worker dies, they go to another one.
+    pub pipeline: usize,
     /// How long the app may take to start a response, or between two chunks of it.
     pub timeout: Duration,
     /// How long a worker may take to import the app and say hello.
@@ -40,6 +44,10 @@ pub struct PoolSpec {
     /// Replace a worker whose resident memory grows past this many bytes.
     pub max_rss: Option<u64>,
 }
+
+/// Default [`PoolSpec::pipeline`]: enough that a busy worker always finds its
+/// next request waiting (bench/RESULTS.md measures 1, 2, 4 and 8).
+pub const DEFAULT_PIPELINE: usize = 8;
 
 impl PoolSpec {
     /// This worker's request limit: max_requests plus a random share of the jitter.
@@ -68,6 +76,7 @@ impl PoolSpec {
             env: Vec::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             threads: 1,
+            pipeline: DEFAULT_PIPELINE,
             timeout: Duration::from_secs(30),
             boot_timeout: Duration::from_secs(60),
             max_queue: 1024,

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,13 @@ pub(crate) enum Event {
     End,
     AppError(String),
     Bad(String),
+    /// The worker died while it held the request.
     Lost,
+    /// A sequential worker reached the request: the app is running it now.
+    Turn,
+    /// The worker died before it reached the request: the app never saw it,
+    /// so another worker may run it.
+    Requeue,
 }
 
 /// The worker's socket refused a request's first write: the worker is gone and
@@ -37,15 +43,18 @@ pub(crate) struct Worker {
     /// `web.N`, for logs.
     pub name: String,
     pub pid: u32,
-    /// Requests it may hold at once (its thread count).
+    /// Requests it may hold at once: its thread count, or for a worker with
+    /// one thread, the one it runs plus those queued behind it.
     pub capacity: usize,
+    /// It runs one request at a time, in the order they were sent.
+    sequential: bool,
     /// Requests it holds now; changed only under the pool's lock.
     pub inflight: AtomicUsize,
     alive: AtomicBool,
     socket: Arc<FdSocket>,
     /// Frames of one request are written as a whole: no interleaving.
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    routes: Mutex<HashMap<u32, mpsc::Sender<Event>>>,
+    routes: Mutex<Routes>,
     next_id: AtomicU32,
     /// Asks the slot that owns the process to stop it (timeout, protocol error).
     pub kill: Notify,
@@ -59,17 +68,53 @@ pub(crate) struct Worker {
     in_pool: AtomicBool,
 }
 
+/// The requests a worker holds, by id, and for a sequential worker the order
+/// it runs them in. One lock for both, so a request can never be queued after
+/// it finished.
+#[derive(Default)]
+struct Routes {
+    by_id: HashMap<u32, mpsc::Sender<Event>>,
+    /// Requests in the order their last frame was written; the first one runs.
+    order: VecDeque<u32>,
+}
+
+impl Routes {
+    /// Forgets a finished request; returns the request whose turn it is now.
+    fn finish(&mut self, id: u32) -> Option<mpsc::Sender<Event>> {
+        self.by_id.remove(&id);
+        if self.order.front() == Some(&id) {
+            self.order.pop_front();
+            let next = self.order.front()?;
+            return self.by_id.get(next).cloned();
+        }
+        // Cancelled before its body was whole: the worker ended it out of turn.
+        self.order.retain(|queued| *queued != id);
+        None
+    }
+}
+
 impl Worker {
-    pub fn new(name: String, pid: u32, capacity: usize, socket: Arc<FdSocket>) -> Self {
+    /// A worker with `threads` threads. A worker with one thread is also sent
+    /// up to `queued` requests beyond the one it runs, so it never waits for
+    /// the edge between two requests.
+    pub fn new(
+        name: String,
+        pid: u32,
+        threads: usize,
+        queued: usize,
+        socket: Arc<FdSocket>,
+    ) -> Self {
+        let sequential = threads == 1;
         Worker {
             name,
             pid,
-            capacity,
+            capacity: if sequential { 1 + queued } else { threads },
+            sequential,
             inflight: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             socket,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
-            routes: Mutex::new(HashMap::new()),
+            routes: Mutex::new(Routes::default()),
             next_id: AtomicU32::new(1),
             kill: Notify::new(),
             recycle: Notify::new(),
@@ -117,12 +162,41 @@ impl Worker {
         self.alive.load(Ordering::Acquire)
     }
 
+    /// Whether a request sent to it waits for [`Event::Turn`] before it runs.
+    pub fn is_sequential(&self) -> bool {
+        self.sequential
+    }
+
     /// Registers a new request and returns its id and the channel its events arrive on.
     pub fn open_request(&self) -> (u32, mpsc::Receiver<Event>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).max(1);
         let (tx, rx) = mpsc::channel(16);
-        self.routes.lock().expect("routes lock").insert(id, tx);
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .by_id
+            .insert(id, tx);
         (id, rx)
+    }
+
+    /// Request `id` is complete on the socket from here on (called under the
+    /// write lock, before its last frame is written): a sequential worker runs
+    /// requests in this order, so this is its place in the queue.
+    fn queue(&self, id: u32) {
+        if !self.sequential {
+            return;
+        }
+        let mut routes = self.routes.lock().expect("routes lock");
+        let Some(route) = routes.by_id.get(&id) else {
+            return; // it already ended (cancelled)
+        };
+        let first = routes.order.is_empty().then(|| route.clone());
+        routes.order.push_back(id);
+        drop(routes);
+        if let Some(route) = first {
+            // Its first event: the channel has room.
+            let _ = route.try_send(Event::Turn);
+        }
     }
 
     /// Writes whole frames without making the caller wait: what the socket
@@ -134,7 +208,13 @@ impl Worker {
     /// `Err(Refused)` says the very first write failed, so not one byte of
     /// `parts` reached the worker (it died before the pool noticed).
     pub fn send_detached(self: &Arc<Self>, parts: Vec<Bytes>) -> Result<(), Refused> {
-        self.send_parts(parts, None)
+        self.send_parts(parts, None, None)
+    }
+
+    /// [`Worker::send_detached`] for request `id` whose frames are all in
+    /// `parts`: it takes its place in the worker's queue as they are written.
+    pub fn send_request(self: &Arc<Self>, id: u32, parts: Vec<Bytes>) -> Result<(), Refused> {
+        self.send_parts(parts, Some(id), None)
     }
 
     /// [`Worker::send_detached`] for a request whose body is in a file: after
@@ -148,16 +228,22 @@ impl Worker {
         id: u32,
         body: SpilledBody,
     ) -> Result<(), Refused> {
-        self.send_parts(parts, Some((id, body)))
+        self.send_parts(parts, None, Some((id, body)))
     }
 
+    /// Writes `parts`; `request` is the id of a request they complete, queued
+    /// on the worker under the write lock just before they go out.
     fn send_parts(
         self: &Arc<Self>,
         mut parts: Vec<Bytes>,
+        request: Option<u32>,
         body: Option<(u32, SpilledBody)>,
     ) -> Result<(), Refused> {
         let guard = Arc::clone(&self.write_lock).try_lock_owned().ok();
         if let Some(guard) = guard {
+            if let Some(id) = request {
+                self.queue(id);
+            }
             let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
             match self.socket.try_send_vectored(&slices) {
                 Ok(mut written) => {
@@ -177,9 +263,9 @@ impl Worker {
                     return Err(Refused);
                 }
             }
-            self.finish_writing(Some(guard), parts, body);
+            self.finish_writing(Some(guard), parts, None, body);
         } else {
-            self.finish_writing(None, parts, body);
+            self.finish_writing(None, parts, request, body);
         }
         Ok(())
     }
@@ -188,6 +274,7 @@ impl Worker {
         self: &Arc<Self>,
         guard: Option<OwnedMutexGuard<()>>,
         parts: Vec<Bytes>,
+        request: Option<u32>,
         body: Option<(u32, SpilledBody)>,
     ) {
         let worker = Arc::clone(self);
@@ -197,6 +284,9 @@ impl Worker {
                     Some(guard) => guard,
                     None => Arc::clone(&worker.write_lock).lock_owned().await,
                 };
+                if let Some(id) = request {
+                    worker.queue(id);
+                }
                 for part in &parts {
                     if worker.socket.send_all(part).await.is_err() {
                         worker.kill.notify_one();
@@ -247,6 +337,8 @@ impl Worker {
         }
         encode_header(Kind::BodyEnd, id, 0, &mut header);
         let _guard = self.write_lock.lock().await;
+        // With BodyEnd the worker has the whole request: this is its place in line.
+        self.queue(id);
         if self.socket.send_all(&header).await.is_err() {
             self.kill.notify_one();
         }
@@ -254,7 +346,13 @@ impl Worker {
 
     /// Whether request `id` is still open on this worker.
     fn holds(&self, id: u32) -> bool {
-        self.is_alive() && self.routes.lock().expect("routes lock").contains_key(&id)
+        self.is_alive()
+            && self
+                .routes
+                .lock()
+                .expect("routes lock")
+                .by_id
+                .contains_key(&id)
     }
 
     /// Tells the worker the client of request `id` is gone.
@@ -320,22 +418,41 @@ impl Worker {
                     break;
                 }
             };
-            let route = self.routes.lock().expect("routes lock").get(&id).cloned();
+            let route = self
+                .routes
+                .lock()
+                .expect("routes lock")
+                .by_id
+                .get(&id)
+                .cloned();
             if let Some(route) = route {
                 // A closed receiver means the client left; the frames are dropped.
                 let _ = route.send(event).await;
             }
             if last {
-                self.routes.lock().expect("routes lock").remove(&id);
+                let next = self.routes.lock().expect("routes lock").finish(id);
+                if let Some(next) = next {
+                    // A queued request has had no event yet: the channel has room.
+                    let _ = next.try_send(Event::Turn);
+                }
                 self.count_served();
                 pool.release(&self);
             }
         }
         self.alive.store(false, Ordering::Release);
         pool.remove(&self);
-        let routes: Vec<_> = self.routes.lock().expect("routes lock").drain().collect();
-        for (_, route) in routes {
-            let _ = route.try_send(Event::Lost);
+        let Routes { by_id, order } =
+            std::mem::take(&mut *self.routes.lock().expect("routes lock"));
+        for (id, route) in by_id {
+            // Only the request a sequential worker was running can have reached
+            // the app; the ones behind it go to another worker. A threaded
+            // worker may have been running any of them.
+            let reached_app = !self.sequential || order.front() == Some(&id);
+            let _ = route.try_send(if reached_app {
+                Event::Lost
+            } else {
+                Event::Requeue
+            });
         }
     }
 }

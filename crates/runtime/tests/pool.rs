@@ -189,6 +189,7 @@ async fn a_full_queue_answers_queue_full_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec(dir.path(), 1);
     spec.max_queue = 1;
+    spec.pipeline = 0;
     let pool = Pool::start(spec).await.unwrap();
     let busy = tokio::spawn({
         let pool = pool.clone();
@@ -208,6 +209,118 @@ async fn a_full_queue_answers_queue_full_at_once() {
     );
     busy.await.unwrap().unwrap();
     queued.await.unwrap().unwrap();
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_busy_worker_is_sent_up_to_pipeline_requests_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 1);
+    spec.max_queue = 0;
+    spec.pipeline = 2;
+    let pool = Pool::start(spec).await.unwrap();
+    // One runs and two wait in the worker: no request waits in the pool's queue.
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { body_of(&pool, "/sleep", "0.3", b"").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = pool.call(request("/", "", b"")).await;
+    assert!(
+        matches!(refused, Err(CallError::QueueFull(0))),
+        "{:?}",
+        refused.err()
+    );
+    for handle in held {
+        handle.await.unwrap().unwrap();
+    }
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn requests_queued_behind_one_that_kills_the_worker_run_on_its_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
+    let before = pool.worker_pids();
+    let first = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/sleep", "0.2", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let fatal = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/exit", "", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Sent to the same worker behind the two, before either finished.
+    let queued: Vec<_> = (0..5)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { body_of(&pool, "/", "", b"").await })
+        })
+        .collect();
+    assert!(first.await.unwrap().is_ok());
+    let lost = fatal.await.unwrap();
+    assert!(matches!(lost, Err(CallError::WorkerLost)), "{lost:?}");
+    for handle in queued {
+        let answer = handle.await.unwrap().expect("the replacement runs it");
+        let pid: u32 = String::from_utf8_lossy(&answer[2..]).parse().unwrap();
+        assert!(!before.contains(&pid), "ran on the dead worker {pid}");
+    }
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn time_spent_queued_in_a_worker_does_not_count_toward_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 1);
+    spec.timeout = Duration::from_secs(1);
+    let pool = Pool::start(spec).await.unwrap();
+    let started = Instant::now();
+    // 3 x 0.6 s on one worker: the last ends 1.8 s in, each within its second.
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { body_of(&pool, "/sleep", "0.6", b"").await })
+        })
+        .collect();
+    for handle in calls {
+        handle.await.unwrap().expect("no timeout");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1800));
+    pool.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn requests_queued_behind_a_timed_out_one_run_on_the_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), 1);
+    spec.timeout = Duration::from_secs(1);
+    let pool = Pool::start(spec).await.unwrap();
+    let before = pool.worker_pids();
+    let stuck = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_of(&pool, "/sleep", "30", b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let queued: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { body_of(&pool, "/", "", b"").await })
+        })
+        .collect();
+    let timed_out = stuck.await.unwrap();
+    assert!(
+        matches!(timed_out, Err(CallError::Timeout(_))),
+        "{timed_out:?}"
+    );
+    for handle in queued {
+        let answer = handle.await.unwrap().expect("the replacement runs it");
+        let pid: u32 = String::from_utf8_lossy(&answer[2..]).parse().unwrap();
+        assert!(!before.contains(&pid));
+    }
     pool.stop(Duration::from_secs(5)).await;
 }
 

@@ -24,7 +24,8 @@ async fn crash_mid_request(route: &str) -> Duration {
 
     let crash = tokio::spawn(http.get(server.url(&format!("{route}?mark=crash"))).send());
     // The worker has the request (it wrote its mark just before crashing);
-    // the others arrive now, while it dies and is replaced.
+    // the others arrive now, while it dies and is replaced. Those sent ahead
+    // to it (queued behind the crash) must run on its replacement.
     assert_eq!(
         wait_for_hold(&log, "crash", Duration::from_secs(10)).await,
         worker

@@ -220,7 +220,8 @@ fn a_thousand_idle_connections_do_not_stop_other_clients_and_are_closed_when_idl
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_so_does_a_long_wait() {
-    let app = probe_with("max_queue = 1\nqueue_timeout = \"1s\"", "");
+    // pipeline = 0: the busy worker is sent nothing ahead, so requests wait in the queue.
+    let app = probe_with("max_queue = 1\nqueue_timeout = \"1s\"\npipeline = 0", "");
     let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
     let hold = |seconds: &str| {
         let addr = server.http;
