@@ -310,6 +310,7 @@ workers = 4
 threads = 2
 timeout = "45s"
 graceful_timeout = 10
+pipeline = 0
 [static]
 "/static/" = "app/static"
 "/media" = { dir = "media", max_age = "1h" }
@@ -338,6 +339,7 @@ DEBUG = false
         assert_eq!(p.venv, Some(root.join(".venv")));
         assert_eq!(p.web, Some(Web::Wsgi("microblog:app".parse().unwrap())));
         assert_eq!((p.workers, p.threads), (Some(4), Some(2)));
+        assert_eq!(p.pipeline, Some(0));
         assert_eq!(p.timeout, Some(Duration::from_secs(45)));
         assert_eq!(p.graceful_timeout, Some(Duration::from_secs(10)));
         let routes = p.static_routes.unwrap();
@@ -416,6 +418,7 @@ DEBUG = false
             ("[web]\ncommand = \"\"\n", "capstan.toml:2: bad value for `command`: must not be empty"),
             ("[web]\ncommand = \"a\\u0000b\"\n", "capstan.toml:2: bad value for `command`: must not contain a NUL character"),
             ("[web]\nworkers = 0\n", "capstan.toml:2: bad value for `workers`: 0 is out of range (use 1 to 1024)"),
+            ("[web]\npipeline = 2000\n", "capstan.toml:2: bad value for `pipeline`: 2000 is out of range (use 0 to 1024)"),
             ("[web]\nthreads = \"4\"\n", "capstan.toml:2: bad value for `threads`: expected an integer, found a string"),
             ("[web]\ntimeout = 0\n", "capstan.toml:2: bad value for `timeout`: must be more than 0"),
             ("[web]\ngraceful_timeout = -1\n", "capstan.toml:2: bad value for `graceful_timeout`: -1 is negative"),
