@@ -11,6 +11,7 @@
 #   bench/cost.sh / 40000 "pipeline = 0"
 #   bench/cost.sh / 40000 "pipeline = 8"
 #   CONNECTIONS=1 bench/cost.sh /page 5000
+#   BODY=64Ki bench/cost.sh /echo 20000          # POSTs a 64 KiB body
 #
 # Prints h2load's summary, then one line per thread: CPU µs and context
 # switches per request (of all requests, so a worker's share is its part).
@@ -23,6 +24,7 @@ requests=${2:-40000}
 shift $(($# < 2 ? $# : 2))
 port=${PORT:-9980}
 connections=${CONNECTIONS:-64}
+post=()
 
 for tool in perf h2load; do
   command -v "$tool" >/dev/null || { echo "cost.sh: needs $tool" >&2; exit 2; }
@@ -41,6 +43,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "${BODY:-}" ]; then
+  head -c "$(numfmt --from=iec-i "$BODY")" /dev/urandom > "$work/body"
+  post=(-d "$work/body")
+fi
 cp -r "$shared/apps/hello" "$work/app"
 chmod -R u+w "$work/app"
 {
@@ -57,14 +63,14 @@ for _ in $(seq 1 1800); do
   sleep 0.1
 done
 url="http://127.0.0.1:$port$path"
-h2load --h1 -n 5000 -c "$connections" -t 2 "$url" >/dev/null   # warm up
+h2load --h1 -n 5000 -c "$connections" -t 2 "${post[@]}" "$url" >/dev/null   # warm up
 
 threads=$(pgrep -P "$pid" | tr '\n' ',')
 perf stat -e task-clock,context-switches --per-thread -p "$pid,${threads%,}" \
   -o "$work/perf.txt" &
 perf=$!
 sleep 0.3
-h2load --h1 -n "$requests" -c "$connections" -t 2 "$url" | grep -E 'finished in|requests:|status codes:'
+h2load --h1 -n "$requests" -c "$connections" -t 2 "${post[@]}" "$url" | grep -E 'finished in|requests:|status codes:'
 kill -INT "$perf"
 wait "$perf" || true
 

@@ -4,7 +4,10 @@ at a time (it sleeps between them) and when several wait in its socket (as
 with `pipeline`). The difference is what waking a sleeping process costs.
 
     python3 bench/shim_cost.py --python <venv>/bin/python [--app-dir DIR]
-        [--path /] [--requests 20000] [--depth 1 --depth 8]
+        [--path /] [--requests 20000] [--depth 1 --depth 8] [--body BYTES]
+
+With --body, each request is a POST carrying that many bytes (--path /echo).
+WARMUP=N sets the requests sent before measuring (default 2000).
 
 The venv needs the bench app's requirements (Flask); the driver itself uses
 only the standard library.
@@ -20,7 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(HERE, "..", "crates", "shim", "capstan_shim.py")
 HEADER = struct.Struct("<3sBII")
 MAGIC = b"CW\x01"
-HELLO, REQUEST, RESPONSE_END = 1, 3, 9
+HELLO, REQUEST, BODY, BODY_END, RESPONSE_END = 1, 3, 4, 5, 9
+HAS_BODY = 1
 
 
 class Frames(object):
@@ -41,9 +45,9 @@ class Frames(object):
             self.buffer += data
 
 
-def request_frame(rid, path):
+def request_frames(rid, path, body):
     environ = {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": "POST" if body else "GET",
         "SCRIPT_NAME": "",
         "PATH_INFO": path,
         "QUERY_STRING": "",
@@ -57,8 +61,15 @@ def request_frame(rid, path):
         "HTTP_ACCEPT": "*/*",
         "wsgi.url_scheme": "http",
     }
-    payload = b"\0" + "\0".join(x for pair in environ.items() for x in pair).encode("latin-1")
-    return HEADER.pack(MAGIC, REQUEST, rid, len(payload)) + payload
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["CONTENT_TYPE"] = "application/octet-stream"
+    flags = bytes((HAS_BODY if body else 0,))
+    payload = flags + "\0".join(x for pair in environ.items() for x in pair).encode("latin-1")
+    frames = HEADER.pack(MAGIC, REQUEST, rid, len(payload)) + payload
+    if body:
+        frames += HEADER.pack(MAGIC, BODY, rid, len(body)) + body + HEADER.pack(MAGIC, BODY_END, rid, 0)
+    return frames
 
 
 def cpu_seconds(pid):
@@ -66,7 +77,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(python, app_dir, path, requests, depth):
+def measure(python, app_dir, path, requests, depth, body):
     ours, theirs = socket.socketpair()
     worker = subprocess.Popen(
         [python, SHIM, "--fd", str(theirs.fileno()), "--app", "app:app", "--root", app_dir],
@@ -85,11 +96,11 @@ def measure(python, app_dir, path, requests, depth):
             while sent < count and sent - done < depth:
                 rid += 1
                 sent += 1
-                ours.sendall(request_frame(rid, path))
+                ours.sendall(request_frames(rid, path, body))
             if frames.next()[0] == RESPONSE_END:
                 done += 1
 
-    run(2000)  # warm up
+    run(int(os.environ.get("WARMUP", "2000")))  # warm up
     cpu, wall = cpu_seconds(worker.pid), time.monotonic()
     run(requests)
     cpu, wall = cpu_seconds(worker.pid) - cpu, time.monotonic() - wall
@@ -108,9 +119,11 @@ def main():
     parser.add_argument("--path", default="/")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--depth", type=int, action="append", help="requests in the socket at once")
+    parser.add_argument("--body", type=int, default=0, help="POST a body of this many bytes")
     args = parser.parse_args()
+    body = bytes(range(256)) * (args.body // 256) + bytes(args.body % 256)
     for depth in args.depth or [1, 8]:
-        measure(args.python, os.path.abspath(args.app_dir), args.path, args.requests, depth)
+        measure(args.python, os.path.abspath(args.app_dir), args.path, args.requests, depth, body)
 
 
 if __name__ == "__main__":

@@ -244,7 +244,9 @@ class _Reader(object):
             stop = start + 12 + size
             if stop <= self.end and magic == _MAGIC:
                 self.start = stop
-                return kind, rid, store[start + 12 : stop]
+                # bytes, not a bytearray slice: a BODY payload then becomes the
+                # wsgi.input's buffer as it is (BytesIO shares bytes, copies the rest).
+                return kind, rid, bytes(self.view[start + 12 : stop])
         return self._more(block)
 
     def _more(self, block):
@@ -261,7 +263,7 @@ class _Reader(object):
                     _protocol_error("frame payload of %d bytes is over the limit" % size)
                 if have >= 12 + size:
                     self.start = start + 12 + size
-                    return kind, rid, store[start + 12 : self.start]
+                    return kind, rid, bytes(self.view[start + 12 : self.start])
                 if 12 + size > _RECV_SIZE:
                     # Not while streaming: that would block a response until the frame is whole.
                     return self._big(kind, rid, size) if block else None
