@@ -66,8 +66,8 @@ impl Pool {
         let inner = &self.inner;
         let PreparedRequest { frame, body } = request;
         let frame = frame.freeze();
-        let mut attempts = 0;
-        loop {
+        // A request goes to another worker only when the app cannot have seen it.
+        for _ in 0..MAX_ATTEMPTS {
             let lease = inner.acquire().await?;
             let (id, events) = lease.worker().open_request();
             let parts = request_parts(&frame, &body, id);
@@ -80,13 +80,8 @@ impl Pool {
             };
             if let Err(Refused) = sent {
                 // The worker died before its reader noticed, and never saw a byte
-                // of this request: another worker can take it, with no risk of
-                // running the app twice.
+                // of this request.
                 inner.remove(&worker);
-                attempts += 1;
-                if attempts == MAX_ATTEMPTS {
-                    return Err(CallError::WorkerLost);
-                }
                 continue;
             }
             let mut response = ResponseBody {
@@ -109,16 +104,9 @@ impl Pool {
                     response.finished = true;
                     return Err(CallError::AppError(traceback));
                 }
-                Event::Requeue => {
-                    // Its worker died with the request still queued behind the
-                    // one it was running: the app never saw it, so it goes to
-                    // another worker.
-                    response.finished = true;
-                    attempts += 1;
-                    if attempts == MAX_ATTEMPTS {
-                        return Err(CallError::WorkerLost);
-                    }
-                }
+                // Its worker died with the request still queued behind the one
+                // it was running.
+                Event::Requeue => response.finished = true,
                 Event::Bad(reason) => return Err(CallError::BadResponse(reason)),
                 _ => {
                     return Err(CallError::BadResponse(
@@ -127,6 +115,7 @@ impl Pool {
                 }
             }
         }
+        Err(CallError::WorkerLost)
     }
 }
 

@@ -68,10 +68,7 @@ async fn requests_abandoned_while_queued_or_in_flight_do_not_leak_the_worker() {
     let dir = tempfile::tempdir().unwrap();
     let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
     // One request holds the only worker; others queue behind it and give up.
-    let busy = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/sleep", "0.5", b"").await }
-    });
+    let busy = spawn_call(&pool, "/sleep", "0.5");
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..5 {
         let abandoned =
@@ -191,15 +188,9 @@ async fn a_full_queue_answers_queue_full_at_once() {
     spec.max_queue = 1;
     spec.pipeline = 0;
     let pool = Pool::start(spec).await.unwrap();
-    let busy = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/sleep", "0.5", b"").await }
-    });
+    let busy = spawn_call(&pool, "/sleep", "0.5");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let queued = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/", "", b"").await }
-    });
+    let queued = spawn_call(&pool, "/", "");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let refused = pool.call(request("/", "", b"")).await;
     assert!(
@@ -220,12 +211,7 @@ async fn a_busy_worker_is_sent_up_to_pipeline_requests_ahead() {
     spec.pipeline = 2;
     let pool = Pool::start(spec).await.unwrap();
     // One runs and two wait in the worker: no request waits in the pool's queue.
-    let held: Vec<_> = (0..3)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { body_of(&pool, "/sleep", "0.3", b"").await })
-        })
-        .collect();
+    let held: Vec<_> = (0..3).map(|_| spawn_call(&pool, "/sleep", "0.3")).collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = pool.call(request("/", "", b"")).await;
     assert!(
@@ -244,31 +230,16 @@ async fn requests_queued_behind_one_that_kills_the_worker_run_on_its_replacement
     let dir = tempfile::tempdir().unwrap();
     let pool = Pool::start(spec(dir.path(), 1)).await.unwrap();
     let before = pool.worker_pids();
-    let first = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/sleep", "0.2", b"").await }
-    });
+    let first = spawn_call(&pool, "/sleep", "0.2");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let fatal = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/exit", "", b"").await }
-    });
+    let fatal = spawn_call(&pool, "/exit", "");
     tokio::time::sleep(Duration::from_millis(20)).await;
     // Sent to the same worker behind the two, before either finished.
-    let queued: Vec<_> = (0..5)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { body_of(&pool, "/", "", b"").await })
-        })
-        .collect();
+    let queued: Vec<_> = (0..5).map(|_| spawn_call(&pool, "/", "")).collect();
     assert!(first.await.unwrap().is_ok());
     let lost = fatal.await.unwrap();
     assert!(matches!(lost, Err(CallError::WorkerLost)), "{lost:?}");
-    for handle in queued {
-        let answer = handle.await.unwrap().expect("the replacement runs it");
-        let pid: u32 = String::from_utf8_lossy(&answer[2..]).parse().unwrap();
-        assert!(!before.contains(&pid), "ran on the dead worker {pid}");
-    }
+    assert_ran_on_a_new_worker(queued, &before).await;
     pool.stop(Duration::from_secs(5)).await;
 }
 
@@ -280,12 +251,7 @@ async fn time_spent_queued_in_a_worker_does_not_count_toward_the_timeout() {
     let pool = Pool::start(spec).await.unwrap();
     let started = Instant::now();
     // 3 x 0.6 s on one worker: the last ends 1.8 s in, each within its second.
-    let calls: Vec<_> = (0..3)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { body_of(&pool, "/sleep", "0.6", b"").await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..3).map(|_| spawn_call(&pool, "/sleep", "0.6")).collect();
     for handle in calls {
         handle.await.unwrap().expect("no timeout");
     }
@@ -300,27 +266,15 @@ async fn requests_queued_behind_a_timed_out_one_run_on_the_replacement() {
     spec.timeout = Duration::from_secs(1);
     let pool = Pool::start(spec).await.unwrap();
     let before = pool.worker_pids();
-    let stuck = tokio::spawn({
-        let pool = pool.clone();
-        async move { body_of(&pool, "/sleep", "30", b"").await }
-    });
+    let stuck = spawn_call(&pool, "/sleep", "30");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let queued: Vec<_> = (0..3)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { body_of(&pool, "/", "", b"").await })
-        })
-        .collect();
+    let queued: Vec<_> = (0..3).map(|_| spawn_call(&pool, "/", "")).collect();
     let timed_out = stuck.await.unwrap();
     assert!(
         matches!(timed_out, Err(CallError::Timeout(_))),
         "{timed_out:?}"
     );
-    for handle in queued {
-        let answer = handle.await.unwrap().expect("the replacement runs it");
-        let pid: u32 = String::from_utf8_lossy(&answer[2..]).parse().unwrap();
-        assert!(!before.contains(&pid));
-    }
+    assert_ran_on_a_new_worker(queued, &before).await;
     pool.stop(Duration::from_secs(5)).await;
 }
 
@@ -340,6 +294,28 @@ async fn an_app_that_fails_to_import_is_a_boot_error_with_its_traceback() {
         text.contains("boom at import") && text.contains("Traceback"),
         "{text}"
     );
+}
+
+/// Calls `path?query` in a task of its own, so several can be in flight.
+fn spawn_call(
+    pool: &Pool,
+    path: &'static str,
+    query: &'static str,
+) -> tokio::task::JoinHandle<Result<Vec<u8>, CallError>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { body_of(&pool, path, query, b"").await })
+}
+
+/// Each call answered "/ PID" from a worker that is not one of `before`.
+async fn assert_ran_on_a_new_worker(
+    calls: Vec<tokio::task::JoinHandle<Result<Vec<u8>, CallError>>>,
+    before: &[u32],
+) {
+    for call in calls {
+        let answer = call.await.unwrap().expect("the replacement runs it");
+        let pid: u32 = String::from_utf8_lossy(&answer[2..]).parse().unwrap();
+        assert!(!before.contains(&pid), "ran on the dead worker {pid}");
+    }
 }
 
 /// A new worker (not one of `before`) answers within 10 s.
