@@ -40,8 +40,14 @@ pub struct App {
     pub pipeline: Option<usize>,
     /// Directories the edge serves itself, longest URL prefix first.
     pub static_routes: Vec<StaticRoute>,
-    /// The app's environment: `[env]` < `.flaskenv` < `.env` (later wins).
+    /// The environment of the app's web and background processes: `[env]` <
+    /// `.env` (later wins). `.flaskenv` is not in it: it is a development file,
+    /// which python-dotenv loads only for the `flask` command.
     pub env: BTreeMap<String, String>,
+    /// The variables of `.flaskenv`, for the commands capstan runs (build and
+    /// release commands, `capstan exec`), where `env` wins over them, as in
+    /// Flask's CLI. See [`App::command_env`].
+    pub flaskenv: BTreeMap<String, String>,
     /// Supervised background processes by name (`[processes.x]`, Procfile `worker:`).
     pub processes: BTreeMap<String, Process>,
     /// Release commands, run in order by deploy before the new code takes traffic.
@@ -66,6 +72,16 @@ pub struct App {
     /// Things the user may want to know: settings that were ignored or guessed,
     /// e.g. "ignored gunicorn flag --bind: capstan listens itself". The CLI prints them.
     pub notes: Vec<String>,
+}
+
+impl App {
+    /// The environment of a command capstan runs for the app (build, release,
+    /// `capstan exec`): `env`, plus the `.flaskenv` variables it does not set.
+    pub fn command_env(&self) -> BTreeMap<String, String> {
+        let mut env = self.flaskenv.clone();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
 }
 
 /// Where an app's settings came from.

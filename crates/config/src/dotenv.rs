@@ -1,4 +1,4 @@
-//! `.env` and `.flaskenv`: `KEY=value` files read into the app's environment map (never
+//! `.env` and `.flaskenv`: `KEY=value` files read into an environment map (never
 //! into capstan's own environment) the way python-dotenv, foreman and Docker read them.
 //!
 //! - Blank lines, `# comments`, a UTF-8 BOM and a bare `KEY` are skipped; CRLF is fine.

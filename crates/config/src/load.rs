@@ -2,8 +2,8 @@
 //!
 //! The settings file is the first of capstan.toml, pyproject.toml with a
 //! `[tool.capstan]` table, and Procfile. What it leaves out is discovered (the WSGI
-//! app, a `static/` directory, the requirements) or defaulted, and `.flaskenv` then
-//! `.env` are merged over its `[env]`.
+//! app, a `static/` directory, the requirements) or defaulted, and `.env` is merged
+//! over its `[env]`. `.flaskenv` is kept apart, for the commands capstan runs.
 
 use std::path::Path;
 
@@ -85,7 +85,10 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
     };
 
     let mut env = std::mem::take(&mut partial.env);
-    merge_dotenv(&root, ".flaskenv", &mut env)?;
+    // `.flaskenv` expands against `[env]`, as it did when it was merged.
+    let mut flaskenv = env.clone();
+    merge_dotenv(&root, ".flaskenv", &mut flaskenv)?;
+    flaskenv.retain(|key, value| env.get(key) != Some(value));
     merge_dotenv(&root, ".env", &mut env)?;
 
     let name = match partial.name.take() {
@@ -110,6 +113,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         pipeline: partial.pipeline,
         static_routes,
         env,
+        flaskenv,
         processes: partial.processes,
         release: partial.release,
         python: partial.python,
@@ -311,9 +315,16 @@ mod tests {
         assert_eq!(app.workers, Some(2));
         assert_eq!(app.release, ["flask db upgrade"]);
         assert_eq!(app.processes["worker"].command, "rq worker");
-        assert_eq!(app.env["FROM_GUNICORN"], "flaskenv");
+        // .flaskenv is for the flask command, never the web processes.
+        assert_eq!(app.env["FROM_GUNICORN"], "1");
         assert_eq!(app.env["SHARED"], "env");
-        assert_eq!(app.env["URL"], "microblog.py/x");
+        assert_eq!(app.env["URL"], "/x");
+        assert!(!app.env.contains_key("FLASK_APP"));
+        assert_eq!(app.flaskenv["FLASK_APP"], "microblog.py");
+        let commands = app.command_env();
+        assert_eq!(commands["FLASK_APP"], "microblog.py");
+        assert_eq!(commands["FROM_GUNICORN"], "1");
+        assert_eq!(commands["SHARED"], "env");
         assert_eq!(app.requirements, Requirements::None);
         assert_eq!(
             app.notes,
@@ -334,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn env_merge_order_is_toml_then_flaskenv_then_env() {
+    fn env_is_toml_then_env_and_commands_add_flaskenv_under_it() {
         let (_t, root) = app_dir(&[
             (
                 "capstan.toml",
@@ -343,11 +354,14 @@ mod tests {
             (".flaskenv", "B=flaskenv\nC=flaskenv\n"),
             (".env", "C=env\n"),
         ]);
-        let env = load(&root).unwrap().env;
+        let app = load(&root).unwrap();
+        let env = &app.env;
         assert_eq!(
             (env["A"].as_str(), env["B"].as_str(), env["C"].as_str()),
-            ("toml", "flaskenv", "env")
+            ("toml", "toml", "env")
         );
+        assert_eq!(app.flaskenv["B"], "flaskenv");
+        assert_eq!(app.command_env()["B"], "toml");
     }
 
     #[test]
