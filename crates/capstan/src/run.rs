@@ -25,6 +25,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     for note in &app.notes {
         tracing::info!("{note}");
     }
+    for warning in &app.warnings {
+        tracing::warn!("{warning}");
+    }
     let state = app.root.join(".capstan");
     std::fs::create_dir_all(&state)
         .with_context(|| format!("could not create {}", state.display()))?;

@@ -22,7 +22,7 @@ pub(crate) enum Gunicorn {
     /// gunicorn, but not something capstan can take over; the reason, for a note.
     AsCommand(String),
     /// gunicorn serving a WSGI target capstan can run itself.
-    Run(GunicornRun),
+    Run(Box<GunicornRun>),
 }
 
 /// A gunicorn command line capstan can run itself.
@@ -54,26 +54,57 @@ pub(crate) struct BadFlag {
     pub problem: String,
 }
 
-/// Reads a Procfile `web:` command.
+/// Reads one simple command of a Procfile `web:` line (no `;` or `&&`): maybe
+/// `NAME=value` assignments, then `[exec] gunicorn ...`.
 pub(crate) fn parse(command: &str) -> Result<Gunicorn, BadFlag> {
     // A quick look first: most commands are not gunicorn at all.
-    let naive: Vec<&str> = command.split_whitespace().collect();
-    if gunicorn_args_start(&naive).is_none() {
+    if !mentions_gunicorn(command) {
         return Ok(Gunicorn::No);
     }
     let Some(words) = split_words(command) else {
         return Ok(Gunicorn::AsCommand(
-            "it uses shell syntax (quotes capstan cannot read, ';', '&&', '|', redirections)"
-                .into(),
+            "it uses shell syntax (quotes capstan cannot read, '|', redirections)".into(),
         ));
     };
+    let mut env = Vec::new();
+    for word in words.iter().take_while(|w| assignment(&w.text).is_some()) {
+        let Some((name, value)) = assignment(&word.text) else {
+            break;
+        };
+        if word.dynamic {
+            return Ok(Gunicorn::AsCommand(format!(
+                "its {name}= value comes from a variable"
+            )));
+        }
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    let words = &words[env.len()..];
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     let Some(start) = gunicorn_args_start(&texts) else {
-        return Ok(Gunicorn::AsCommand(
-            "it uses shell quoting around gunicorn".into(),
-        ));
+        return Ok(Gunicorn::No);
     };
-    parse_args(&words[start..])
+    let mut parsed = parse_args(&words[start..])?;
+    if let Gunicorn::Run(run) = &mut parsed {
+        env.append(&mut run.settings.env);
+        run.settings.env = env;
+    }
+    Ok(parsed)
+}
+
+/// `NAME=value` as a shell reads an assignment before a command.
+fn assignment(word: &str) -> Option<(&str, &str)> {
+    let (name, value) = word.split_once('=')?;
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some((name, value))
+}
+
+/// Whether a simple command runs gunicorn (for notes about lines that cannot
+/// be taken over).
+pub(crate) fn mentions_gunicorn(command: &str) -> bool {
+    command
+        .split(|c: char| c.is_whitespace() || ";&|()".contains(c))
+        .any(|w| w.rsplit('/').next() == Some("gunicorn") || w == "-mgunicorn")
 }
 
 /// Index of gunicorn's first argument: after `[exec] gunicorn` or
@@ -166,10 +197,10 @@ fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
             "its app module comes from a variable".into(),
         )),
         [target] => match WsgiTarget::parse(&target.text) {
-            Ok(target) => Ok(Gunicorn::Run(GunicornRun {
+            Ok(target) => Ok(Gunicorn::Run(Box::new(GunicornRun {
                 target,
                 settings: run,
-            })),
+            }))),
             Err(_) => Ok(Gunicorn::AsCommand(format!(
                 "capstan cannot read the app target {:?}",
                 target.text
@@ -266,7 +297,6 @@ fn apply(
                 ))));
             }
         }
-        Action::Ignore("") => run.notes.push(format!("ignored gunicorn flag {long}")),
         Action::Ignore(why) => run
             .notes
             .push(format!("ignored gunicorn flag {long}: {why}")),
@@ -285,7 +315,7 @@ mod tests {
 
     fn run(cmd: &str) -> GunicornRun {
         match parse(cmd) {
-            Ok(Gunicorn::Run(run)) => run,
+            Ok(Gunicorn::Run(run)) => *run,
             other => panic!("{cmd}: {other:?}"),
         }
     }
@@ -324,7 +354,6 @@ mod tests {
             "node server.js",
             "uvicorn app:app",
             "python app.py",
-            "FOO=1 gunicorn app:app",
             "newrelic-admin run-program gunicorn app:app",
         ] {
             assert_eq!(parse(cmd), Ok(Gunicorn::No), "{cmd}");
@@ -352,6 +381,25 @@ mod tests {
     }
 
     #[test]
+    fn assignments_before_gunicorn_become_its_environment() {
+        let r = run("FOO=bar WEB_X='a b' gunicorn -e C=1 app:app");
+        assert_eq!(
+            r.settings.env,
+            vec![
+                ("FOO".into(), "bar".into()),
+                ("WEB_X".into(), "a b".into()),
+                ("C".into(), "1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_factory_with_literal_arguments_is_taken_over() {
+        let r = run("gunicorn 'app:create_app(\"prod\")'");
+        assert_eq!(r.target.to_string(), "app:create_app(\"prod\")");
+    }
+
+    #[test]
     fn bind_and_friends_are_ignored_with_a_note() {
         let r = run("gunicorn --bind 0.0.0.0:$PORT --log-file - --preload -k gthread app:app");
         assert_eq!(
@@ -359,10 +407,46 @@ mod tests {
             [
                 "ignored gunicorn flag --bind: capstan listens itself",
                 "ignored gunicorn flag --log-file: capstan collects the app's output",
-                "ignored gunicorn flag --preload",
+                "ignored gunicorn flag --preload: each worker imports the app itself, which changes nothing in what it serves",
             ]
         );
         assert_eq!(r.target.to_string(), "app:app");
+    }
+
+    #[test]
+    fn every_flag_capstan_drops_gets_one_note_saying_why() {
+        for (long, short, takes_value, action) in OPTIONS {
+            let Action::Ignore(why) = action else {
+                continue;
+            };
+            for name in [*long, *short].into_iter().filter(|n| !n.is_empty()) {
+                let value = if *takes_value { " x" } else { "" };
+                let r = run(&format!("gunicorn {name}{value} app:app"));
+                assert_eq!(
+                    r.settings.notes,
+                    [format!("ignored gunicorn flag {long}: {why}")],
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_shapes_from_heroku_and_dokku_docs_are_taken_over() {
+        let r = run("gunicorn gettingstarted.wsgi --log-file -");
+        assert_eq!(r.target.to_string(), "gettingstarted.wsgi:application");
+        assert_eq!(
+            r.settings.notes,
+            ["ignored gunicorn flag --log-file: capstan collects the app's output"]
+        );
+        let r = run("gunicorn -w 4 -b 0.0.0.0:$PORT app:app");
+        assert_eq!(r.settings.workers, Some(4));
+        assert_eq!(
+            r.settings.notes,
+            ["ignored gunicorn flag --bind: capstan listens itself"]
+        );
+        assert_eq!(run("gunicorn app:app --preload").settings.notes.len(), 1);
+        assert_eq!(run("exec gunicorn app:app").target.to_string(), "app:app");
     }
 
     #[test]
@@ -384,8 +468,9 @@ mod tests {
                 .contains("worker class")
         );
         assert!(as_command("gunicorn --frobnicate app:app").contains("--frobnicate"));
-        assert!(as_command("gunicorn app:app && echo hi").contains("shell syntax"));
-        assert!(as_command("gunicorn 'app:create_app(\"prod\")'").contains("app target"));
+        assert!(as_command("gunicorn app:app | tee log").contains("shell syntax"));
+        assert!(as_command("FOO=$BAR gunicorn app:app").contains("FOO= value"));
+        assert!(as_command("gunicorn 'app:create_app(os.environ)'").contains("app target"));
         assert!(as_command("gunicorn a:app b:app").contains("more than one"));
         assert!(as_command("gunicorn $APP").contains("variable"));
         assert!(as_command("gunicorn -Dw3 app:app").contains("combines"));

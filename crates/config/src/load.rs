@@ -5,18 +5,20 @@
 //! app, a `static/` directory, the requirements) or defaulted, and `.env` is merged
 //! over its `[env]`. `.flaskenv` is kept apart, for the commands capstan runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::app::{
     App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_THREADS,
     DEFAULT_TIMEOUT,
 };
 use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
-use crate::discover::{find_wsgi, requirements};
+use crate::discover::{find_wsgi, requirements, Hints, Setting};
 use crate::dotenv::merge_dotenv;
 use crate::error::ConfigError;
 use crate::files::read_text;
+use crate::flask_debug::debug_warnings;
 use crate::names::AppName;
+use crate::origin::origin;
 use crate::procfile::read_procfile;
 use crate::static_routes::default_static_route;
 
@@ -56,25 +58,66 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .push("ignored [tool.capstan] in pyproject.toml: capstan.toml comes first".into());
     }
 
+    let mut env = std::mem::take(&mut partial.env);
+    // `.flaskenv` expands against `[env]`, as it did when it was merged.
+    let mut flaskenv = env.clone();
+    merge_dotenv(&root, ".flaskenv", &mut flaskenv)?;
+    flaskenv.retain(|key, value| env.get(key) != Some(value));
+    merge_dotenv(&root, ".env", &mut env)?;
+    let settings_file = source.as_ref().map(settings_file_name);
+    // Where a variable of `env` was set: `.env` wins over the settings file.
+    let env_origin = |key: &str| {
+        let files: Vec<&str> = [Some(".env"), settings_file]
+            .into_iter()
+            .flatten()
+            .collect();
+        origin(&root, key, &files).unwrap_or_else(|| (PathBuf::from(files[0]), 1))
+    };
+    partial
+        .warnings
+        .extend(debug_warnings(&env, &flaskenv, |key| env_origin(key).0));
+
     let (web, source) = match (partial.web.take(), source) {
         (Some(web), Some(source)) => (web, source),
         // No file names the web app: look for it in the code.
         (_, source) => {
-            let found =
-                find_wsgi(&root)?.ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
-            let source = match source {
-                Some(source) => {
-                    partial.notes.push(format!(
-                        "serving {} found in {}",
-                        found.target,
-                        relative(&root, &found.file).display()
-                    ));
-                    source
-                }
-                None => Source::Detected {
-                    file: found.file.clone(),
-                },
+            let setting = |value: &String, origin: (PathBuf, usize)| Setting {
+                value: value.clone(),
+                file: origin.0,
+                line: origin.1,
             };
+            let hints = Hints {
+                // The production environment wins over .flaskenv.
+                flask_app: match (env.get("FLASK_APP"), flaskenv.get("FLASK_APP")) {
+                    (Some(value), _) => Some(setting(value, env_origin("FLASK_APP"))),
+                    (None, Some(value)) => Some(setting(
+                        value,
+                        origin(&root, "FLASK_APP", &[".flaskenv"])
+                            .unwrap_or_else(|| (PathBuf::from(".flaskenv"), 1)),
+                    )),
+                    (None, None) => None,
+                },
+                django_settings: env
+                    .get("DJANGO_SETTINGS_MODULE")
+                    .map(|value| setting(value, env_origin("DJANGO_SETTINGS_MODULE"))),
+            };
+            let found = find_wsgi(&root, &hints)?
+                .ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
+            if let Some(how) = found.how {
+                partial.notes.push(how);
+            } else if source.is_some() {
+                partial.notes.push(format!(
+                    "serving {} found in {}",
+                    found.target,
+                    relative(&root, &found.file).display()
+                ));
+            }
+            if partial.workdir.is_none() {
+                partial.workdir = found.workdir;
+            }
+            let source = source.unwrap_or(Source::Detected {
+                file: found.file.clone(),
+            });
             (Web::Wsgi(found.target), source)
         }
     };
@@ -83,13 +126,6 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         Some(routes) => routes,
         None => default_static_route(&root).into_iter().collect(),
     };
-
-    let mut env = std::mem::take(&mut partial.env);
-    // `.flaskenv` expands against `[env]`, as it did when it was merged.
-    let mut flaskenv = env.clone();
-    merge_dotenv(&root, ".flaskenv", &mut flaskenv)?;
-    flaskenv.retain(|key, value| env.get(key) != Some(value));
-    merge_dotenv(&root, ".env", &mut env)?;
 
     let name = match partial.name.take() {
         Some(name) => name,
@@ -126,6 +162,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned()),
         workdir: partial.workdir,
         notes: partial.notes,
+        warnings: partial.warnings,
         root,
     })
 }
@@ -156,6 +193,16 @@ fn read_settings_file(
         return Ok(Some((partial, Source::Procfile(root.join("Procfile")))));
     }
     Ok(None)
+}
+
+/// The settings file's name, relative to the app directory.
+fn settings_file_name(source: &Source) -> &'static str {
+    match source {
+        Source::CapstanToml(_) => "capstan.toml",
+        Source::Pyproject(_) => "pyproject.toml",
+        Source::Procfile(_) => "Procfile",
+        Source::Detected { .. } => ".env",
+    }
 }
 
 fn default_name(root: &Path) -> Result<AppName, ConfigError> {
@@ -362,6 +409,102 @@ mod tests {
         );
         assert_eq!(app.flaskenv["B"], "flaskenv");
         assert_eq!(app.command_env()["B"], "toml");
+    }
+
+    #[test]
+    fn the_tutorial_app_is_found_through_flask_app_in_flaskenv() {
+        let (_t, root) = app_dir(&[
+            (".flaskenv", "FLASK_APP=microblog.py\nFLASK_DEBUG=1\n"),
+            (
+                "microblog.py",
+                "from app import create_app\napp = create_app()\n",
+            ),
+            ("app/__init__.py", "def create_app():\n    pass\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("microblog:app".parse().unwrap()));
+        assert_eq!(
+            app.source,
+            Source::Detected {
+                file: root.join("microblog.py")
+            }
+        );
+        assert_eq!(
+            app.notes,
+            ["serving microblog:app, named by FLASK_APP in .flaskenv"]
+        );
+        assert!(!app.env.contains_key("FLASK_DEBUG"));
+        assert_eq!(app.warnings.len(), 1, "{:?}", app.warnings);
+        assert!(app.warnings[0].starts_with(".flaskenv sets FLASK_DEBUG=1"));
+    }
+
+    #[test]
+    fn flask_app_in_the_production_env_wins_over_flaskenv_and_errors_point_at_it() {
+        let (_t, root) = app_dir(&[
+            ("capstan.toml", "[env]\nFLASK_APP = \"web:server\"\n"),
+            (".flaskenv", "FLASK_APP=microblog.py\n"),
+            ("web.py", "server = make()\n"),
+            ("microblog.py", "app = make()\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("web:server".parse().unwrap()));
+        assert_eq!(
+            app.notes,
+            ["serving web:server, named by FLASK_APP in capstan.toml"]
+        );
+        fs::write(root.join(".env"), "A=1\nFLASK_APP=nope.py\n").unwrap();
+        let msg = load(&root).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(".env:2: bad value for `FLASK_APP`: \"nope.py\" names the module nope"),
+            "{msg}"
+        );
+        // A file that names the web app wins over FLASK_APP.
+        fs::write(
+            root.join("capstan.toml"),
+            "[web]\nwsgi = \"microblog:app\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load(&root).unwrap().web,
+            Web::Wsgi("microblog:app".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn flask_debug_in_the_production_env_is_a_warning_naming_its_file() {
+        let (_t, root) = app_dir(&[(
+            "capstan.toml",
+            "[web]\nwsgi = \"a:b\"\n[env]\nFLASK_DEBUG = \"1\"\n",
+        )]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.warnings.len(), 1);
+        assert!(
+            app.warnings[0]
+                .starts_with("FLASK_DEBUG=1 in capstan.toml turns on Flask's debug mode"),
+            "{:?}",
+            app.warnings
+        );
+    }
+
+    #[test]
+    fn nested_django_project_sets_the_workers_folder() {
+        let (_t, root) = app_dir(&[
+            (
+                "mysite/manage.py",
+                "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n",
+            ),
+            (
+                "mysite/mysite/wsgi.py",
+                "application = get_wsgi_application()\n",
+            ),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(
+            app.web,
+            Web::Wsgi("mysite.wsgi:application".parse().unwrap())
+        );
+        assert_eq!(app.workdir, Some(root.join("mysite")));
+        assert_eq!(app.notes.len(), 1);
     }
 
     #[test]
