@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
 use crate::control;
+use crate::loopback;
 
 /// How long a `command` web process gets to start listening on $PORT.
 const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -104,18 +105,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         Web::Command { command } => {
             let port = free_port()?;
-            let mut env = env.clone();
-            env.push(("PORT".into(), port.to_string().into()));
             let web = Supervised::start(ProcessSpec {
                 name: "web".into(),
                 command: command.clone(),
                 cwd: workdir.clone(),
-                env,
+                env: loopback::command_env(&env, port),
                 kill_grace: Duration::from_secs(10),
             });
             if let Err(error) = wait_for_port(port, COMMAND_BOOT_TIMEOUT).await {
                 web.stop().await;
                 return Err(error);
+            }
+            if let Some(addr) = loopback::exposed(port) {
+                tracing::warn!(
+                    "web command listens on {addr}, so anyone can reach it directly, without \
+                     TLS, limits or logs; make it listen on 127.0.0.1:$PORT, e.g. gunicorn \
+                     --bind 127.0.0.1:$PORT (HOST is 127.0.0.1 in its environment)"
+                );
             }
             Backend::Proxy(Box::new(Proxy::new(port)), web)
         }
