@@ -16,7 +16,7 @@ use crate::discover::{find_wsgi, requirements, Hints, Setting};
 use crate::dotenv::merge_dotenv;
 use crate::error::ConfigError;
 use crate::files::read_text;
-use crate::flask_debug::debug_warnings;
+use crate::flask_debug::{debug_warnings, runs_flask_cli};
 use crate::names::AppName;
 use crate::origin::origin;
 use crate::procfile::read_procfile;
@@ -73,10 +73,6 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .collect();
         origin(&root, key, &files).unwrap_or_else(|| (PathBuf::from(files[0]), 1))
     };
-    partial
-        .warnings
-        .extend(debug_warnings(&env, &flaskenv, |key| env_origin(key).0));
-
     let (web, source) = match (partial.web.take(), source) {
         (Some(web), Some(source)) => (web, source),
         // No file names the web app: look for it in the code.
@@ -121,6 +117,17 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             (Web::Wsgi(found.target), source)
         }
     };
+
+    let flask_cli = match &web {
+        Web::Command { command } => runs_flask_cli(command),
+        Web::Wsgi(_) => false,
+    };
+    partial.warnings.extend(debug_warnings(
+        &env,
+        &flaskenv,
+        |key| env_origin(key).0,
+        flask_cli,
+    ));
 
     let static_routes = match partial.static_routes.take() {
         Some(routes) => routes,
@@ -483,6 +490,36 @@ mod tests {
                 .starts_with("FLASK_DEBUG=1 in capstan.toml turns on Flask's debug mode"),
             "{:?}",
             app.warnings
+        );
+    }
+
+    #[test]
+    fn the_tutorial_procfile_gives_release_commands_and_the_web_app() {
+        let (_t, root) = app_dir(&[
+            (".flaskenv", "FLASK_APP=microblog.py\n"),
+            (
+                "Procfile",
+                "web: flask db upgrade; flask translate compile; gunicorn microblog:app\n",
+            ),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("microblog:app".parse().unwrap()));
+        assert_eq!(app.release, ["flask db upgrade", "flask translate compile"]);
+        assert_eq!(app.command_env()["FLASK_APP"], "microblog.py");
+        assert_eq!(app.notes.len(), 1, "{:?}", app.notes);
+    }
+
+    #[test]
+    fn django_settings_module_in_dotenv_is_named_in_the_note() {
+        let (_t, root) = app_dir(&[
+            (".env", "DJANGO_SETTINGS_MODULE=shop.settings\n"),
+            ("shop/wsgi.py", "application = get_wsgi_application()\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("shop.wsgi:application".parse().unwrap()));
+        assert_eq!(
+            app.notes,
+            ["serving shop.wsgi:application, the package of DJANGO_SETTINGS_MODULE in .env"]
         );
     }
 
