@@ -1,11 +1,13 @@
 //! Reading a Procfile's `web: gunicorn ...` line, so an app that already runs on
 //! gunicorn gets capstan's own workers with the same settings.
 //!
-//! Only a command that is fully understood is converted: the app target and
-//! `-w/--workers`, `--threads`, `-t/--timeout`, `--graceful-timeout`, `--chdir`,
-//! `-e/--env`, plus flags that are safe to ignore (`--bind`, logging, TLS...). Anything
-//! else (a config file, an async worker class, shell syntax, an unknown flag) runs
-//! the command as is, behind capstan's proxy, which is what it did before.
+//! Only a command that is fully understood is converted: `NAME=value` before it,
+//! the app target (a factory may get literal arguments) and `-w/--workers`,
+//! `--threads`, `-t/--timeout`, `--graceful-timeout`, `--max-requests[-jitter]`,
+//! `--chdir`, `-e/--env`, plus flags that are safe to drop, each with a note saying
+//! why (`--bind`, logging, TLS...). Anything else (a config file, an async worker
+//! class, shell syntax, an unknown flag) runs the command as is, behind capstan's
+//! proxy, with a note saying why.
 
 use std::time::Duration;
 

@@ -1,8 +1,10 @@
 //! Procfiles, as Heroku, Dokku and Piku read them: `name: command` per line.
 //!
 //! `web:` is the web process (gunicorn commands are taken over by capstan's own
-//! workers, see [`crate::gunicorn`]), `release:` a release command, and every other
-//! entry a supervised background process.
+//! workers, see [`crate::gunicorn`]; in `web: flask db upgrade; gunicorn app:app`
+//! the steps before gunicorn become release commands, after the `release:` line's),
+//! `release:` a release command, and every other entry a supervised background
+//! process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
