@@ -9,6 +9,8 @@
 //! class, shell syntax, an unknown flag) runs the command as is, behind capstan's
 //! proxy, with a note saying why.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::MAX_WORKERS_OR_THREADS;
@@ -107,6 +109,64 @@ pub(crate) fn mentions_gunicorn(command: &str) -> bool {
     command
         .split(|c: char| c.is_whitespace() || ";&|()".contains(c))
         .any(|w| w.rsplit('/').next() == Some("gunicorn") || w == "-mgunicorn")
+}
+
+/// What gunicorn reads from its environment, for a taken-over command: the
+/// worker count and the notes about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FromEnv {
+    pub workers: Option<usize>,
+    pub notes: Vec<String>,
+}
+
+/// gunicorn's `WEB_CONCURRENCY` (the default `--workers`, which Heroku sets) and
+/// `GUNICORN_CMD_ARGS` in the app's environment `env`; `workers` is what the
+/// command line gave, and `file` says where a variable was set.
+pub(crate) fn from_env(
+    env: &BTreeMap<String, String>,
+    workers: Option<usize>,
+    file: impl Fn(&str) -> PathBuf,
+) -> FromEnv {
+    let mut notes = Vec::new();
+    let mut out = workers;
+    if let Some(value) = env.get("WEB_CONCURRENCY") {
+        let at = file("WEB_CONCURRENCY");
+        let count = value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_WORKERS_OR_THREADS).contains(n));
+        match (workers, count) {
+            (Some(_), _) => notes.push(format!(
+                "ignored WEB_CONCURRENCY={value} in {}: the web: line's --workers comes first, as \
+                 in gunicorn",
+                at.display()
+            )),
+            (None, Some(n)) => {
+                out = Some(n);
+                notes.push(format!(
+                    "{n} workers, from WEB_CONCURRENCY in {}, which gunicorn reads too",
+                    at.display()
+                ));
+            }
+            (None, None) => notes.push(format!(
+                "ignored WEB_CONCURRENCY={value:?} in {}: it is not a number from 1 to \
+                 {MAX_WORKERS_OR_THREADS}",
+                at.display()
+            )),
+        }
+    }
+    if let Some(value) = env.get("GUNICORN_CMD_ARGS") {
+        notes.push(format!(
+            "ignored GUNICORN_CMD_ARGS={value:?} in {}: capstan's own workers serve the app \
+             instead of gunicorn; put these settings on the web: line or in capstan.toml [web]",
+            file("GUNICORN_CMD_ARGS").display()
+        ));
+    }
+    FromEnv {
+        workers: out,
+        notes,
+    }
 }
 
 /// Index of gunicorn's first argument: after `[exec] gunicorn` or
@@ -449,6 +509,44 @@ mod tests {
         );
         assert_eq!(run("gunicorn app:app --preload").settings.notes.len(), 1);
         assert_eq!(run("exec gunicorn app:app").target.to_string(), "app:app");
+    }
+
+    #[test]
+    fn web_concurrency_and_gunicorn_cmd_args_from_the_environment_are_not_lost() {
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let dotenv = |_: &str| PathBuf::from(".env");
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "3")]), None, dotenv);
+        assert_eq!(r.workers, Some(3));
+        assert_eq!(
+            r.notes,
+            ["3 workers, from WEB_CONCURRENCY in .env, which gunicorn reads too"]
+        );
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "3")]), Some(2), dotenv);
+        assert_eq!(r.workers, Some(2));
+        assert!(r.notes[0].starts_with(
+            "ignored WEB_CONCURRENCY=3 in .env: the web: line's --workers comes first"
+        ));
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "lots")]), None, dotenv);
+        assert_eq!(r.workers, None);
+        assert!(r.notes[0].contains("not a number"), "{:?}", r.notes);
+        let r = from_env(&env(&[("GUNICORN_CMD_ARGS", "--timeout 90")]), None, dotenv);
+        assert_eq!(
+            r.notes,
+            ["ignored GUNICORN_CMD_ARGS=\"--timeout 90\" in .env: capstan's own workers serve \
+              the app instead of gunicorn; put these settings on the web: line or in capstan.toml [web]"]
+        );
+        assert_eq!(
+            from_env(&env(&[]), None, dotenv),
+            FromEnv {
+                workers: None,
+                notes: vec![]
+            }
+        );
     }
 
     #[test]

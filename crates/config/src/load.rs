@@ -17,6 +17,7 @@ use crate::dotenv::merge_dotenv;
 use crate::error::ConfigError;
 use crate::files::read_text;
 use crate::flask_debug::{debug_warnings, runs_flask_cli};
+use crate::gunicorn;
 use crate::names::AppName;
 use crate::origin::origin;
 use crate::procfile::read_procfile;
@@ -73,6 +74,8 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .collect();
         origin(&root, key, &files).unwrap_or_else(|| (PathBuf::from(files[0]), 1))
     };
+    let took_over_gunicorn =
+        matches!(source, Some(Source::Procfile(_))) && matches!(partial.web, Some(Web::Wsgi(_)));
     let (web, source) = match (partial.web.take(), source) {
         (Some(web), Some(source)) => (web, source),
         // No file names the web app: look for it in the code.
@@ -117,6 +120,13 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             (Web::Wsgi(found.target), source)
         }
     };
+
+    // A taken-over gunicorn would have read these from the environment too.
+    if took_over_gunicorn {
+        let from_env = gunicorn::from_env(&env, partial.workers, |key| env_origin(key).0);
+        partial.workers = from_env.workers;
+        partial.notes.extend(from_env.notes);
+    }
 
     let flask_cli = match &web {
         Web::Command { command } => runs_flask_cli(command),
@@ -491,6 +501,24 @@ mod tests {
             "{:?}",
             app.warnings
         );
+    }
+
+    #[test]
+    fn web_concurrency_counts_for_a_taken_over_gunicorn_only() {
+        let (_t, root) = app_dir(&[
+            ("Procfile", "web: gunicorn app:app\n"),
+            (".env", "WEB_CONCURRENCY=3\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.workers, Some(3));
+        assert_eq!(
+            app.notes,
+            ["3 workers, from WEB_CONCURRENCY in .env, which gunicorn reads too"]
+        );
+        fs::write(root.join("Procfile"), "worker: rq worker\n").unwrap();
+        fs::write(root.join("app.py"), "app = make()\n").unwrap();
+        let app = load(&root).unwrap();
+        assert_eq!(app.workers, None);
     }
 
     #[test]
