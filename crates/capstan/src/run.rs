@@ -120,7 +120,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::warn!(
                     "web command listens on {addr}, so anyone can reach it directly, without \
                      TLS, limits or logs; make it listen on 127.0.0.1:$PORT, e.g. gunicorn \
-                     --bind 127.0.0.1:$PORT (HOST is 127.0.0.1 in its environment)"
+                     --bind 127.0.0.1:$PORT"
                 );
             }
             Backend::Proxy(Box::new(Proxy::new(port)), web)
