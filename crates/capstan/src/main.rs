@@ -3,6 +3,7 @@
 mod cli;
 mod control;
 mod logging;
+mod loopback;
 mod run;
 mod user_error;
 

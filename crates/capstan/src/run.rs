@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
 use crate::control;
+use crate::loopback;
 
 /// How long a `command` web process gets to start listening on $PORT.
 const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,6 +25,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let app = capstan_config::load(&args.dir)?;
     for note in &app.notes {
         tracing::info!("{note}");
+    }
+    for warning in &app.warnings {
+        tracing::warn!("{warning}");
     }
     let state = app.root.join(".capstan");
     std::fs::create_dir_all(&state)
@@ -101,18 +105,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         Web::Command { command } => {
             let port = free_port()?;
-            let mut env = env.clone();
-            env.push(("PORT".into(), port.to_string().into()));
             let web = Supervised::start(ProcessSpec {
                 name: "web".into(),
                 command: command.clone(),
                 cwd: workdir.clone(),
-                env,
+                env: loopback::command_env(&env, port),
                 kill_grace: Duration::from_secs(10),
             });
             if let Err(error) = wait_for_port(port, COMMAND_BOOT_TIMEOUT).await {
                 web.stop().await;
                 return Err(error);
+            }
+            if let Some(addr) = loopback::exposed(port) {
+                tracing::warn!(
+                    "web command listens on {addr}, so anyone can reach it directly, without \
+                     TLS, limits or logs; make it listen on 127.0.0.1:$PORT, e.g. gunicorn \
+                     --bind 127.0.0.1:$PORT"
+                );
             }
             Backend::Proxy(Box::new(Proxy::new(port)), web)
         }

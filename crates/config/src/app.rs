@@ -72,6 +72,9 @@ pub struct App {
     /// Things the user may want to know: settings that were ignored or guessed,
     /// e.g. "ignored gunicorn flag --bind: capstan listens itself". The CLI prints them.
     pub notes: Vec<String>,
+    /// Things the user should fix, e.g. Flask's debug mode turned on in the
+    /// production environment. The CLI prints them as warnings.
+    pub warnings: Vec<String>,
 }
 
 impl App {
@@ -265,4 +268,5 @@ pub(crate) struct Partial {
     pub health_path: Option<String>,
     pub workdir: Option<PathBuf>,
     pub notes: Vec<String>,
+    pub warnings: Vec<String>,
 }

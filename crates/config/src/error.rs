@@ -123,15 +123,35 @@ pub enum ConfigError {
 
     /// No file names the WSGI app and discovery found none.
     #[error(
-        "no web app found in {}: no capstan.toml [web] or Procfile web: line names one, and none \
-         of wsgi.py, app.py or main.py defines a module-level `application` or `app` (nor does \
-         <package>/wsgi.py next to a Django manage.py); create capstan.toml with [web] \
-         wsgi = \"module:callable\", or a Procfile with a web: line",
+        "no web app found in {}: no capstan.toml [web] or Procfile web: line names one, no \
+         FLASK_APP is set (in .flaskenv, .env or [env]), and none of wsgi.py, app.py or main.py \
+         defines a module-level `application` or `app` (nor does <package>/wsgi.py next to a \
+         Django manage.py); create capstan.toml with [web] wsgi = \"module:callable\", or a \
+         Procfile with a web: line",
         dir.display()
     )]
     NoApp {
         /// The app directory.
         dir: PathBuf,
+    },
+
+    /// The app found is an ASGI app (FastAPI, Starlette, Quart, Litestar), which
+    /// capstan's own workers cannot run.
+    #[error(
+        "{}:{line} defines a {framework} app, which speaks ASGI; capstan's own workers run \
+         WSGI apps for now. Run it behind capstan with an ASGI server: put [web] command = \
+         \"uvicorn {target} --port $PORT\" in capstan.toml (and uvicorn in requirements.txt)",
+        file.display()
+    )]
+    AsgiApp {
+        /// The file, relative to the app directory.
+        file: PathBuf,
+        /// 1-based line of the app.
+        line: usize,
+        /// `FastAPI`, `Starlette`, ...
+        framework: String,
+        /// `main:app`, for the command to write.
+        target: String,
     },
 
     /// No `name` was set and the directory's name cannot be turned into one.

@@ -1,12 +1,16 @@
 //! Reading a Procfile's `web: gunicorn ...` line, so an app that already runs on
 //! gunicorn gets capstan's own workers with the same settings.
 //!
-//! Only a command that is fully understood is converted: the app target and
-//! `-w/--workers`, `--threads`, `-t/--timeout`, `--graceful-timeout`, `--chdir`,
-//! `-e/--env`, plus flags that are safe to ignore (`--bind`, logging, TLS...). Anything
-//! else (a config file, an async worker class, shell syntax, an unknown flag) runs
-//! the command as is, behind capstan's proxy, which is what it did before.
+//! Only a command that is fully understood is converted: `NAME=value` before it,
+//! the app target (a factory may get literal arguments) and `-w/--workers`,
+//! `--threads`, `-t/--timeout`, `--graceful-timeout`, `--max-requests[-jitter]`,
+//! `--chdir`, `-e/--env`, plus flags that are safe to drop, each with a note saying
+//! why (`--bind`, logging, TLS...). Anything else (a config file, an async worker
+//! class, shell syntax, an unknown flag) runs the command as is, behind capstan's
+//! proxy, with a note saying why.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::MAX_WORKERS_OR_THREADS;
@@ -22,7 +26,7 @@ pub(crate) enum Gunicorn {
     /// gunicorn, but not something capstan can take over; the reason, for a note.
     AsCommand(String),
     /// gunicorn serving a WSGI target capstan can run itself.
-    Run(GunicornRun),
+    Run(Box<GunicornRun>),
 }
 
 /// A gunicorn command line capstan can run itself.
@@ -54,26 +58,115 @@ pub(crate) struct BadFlag {
     pub problem: String,
 }
 
-/// Reads a Procfile `web:` command.
+/// Reads one simple command of a Procfile `web:` line (no `;` or `&&`): maybe
+/// `NAME=value` assignments, then `[exec] gunicorn ...`.
 pub(crate) fn parse(command: &str) -> Result<Gunicorn, BadFlag> {
     // A quick look first: most commands are not gunicorn at all.
-    let naive: Vec<&str> = command.split_whitespace().collect();
-    if gunicorn_args_start(&naive).is_none() {
+    if !mentions_gunicorn(command) {
         return Ok(Gunicorn::No);
     }
     let Some(words) = split_words(command) else {
         return Ok(Gunicorn::AsCommand(
-            "it uses shell syntax (quotes capstan cannot read, ';', '&&', '|', redirections)"
-                .into(),
+            "it uses shell syntax (quotes capstan cannot read, '|', redirections)".into(),
         ));
     };
+    let mut env = Vec::new();
+    for word in words.iter().take_while(|w| assignment(&w.text).is_some()) {
+        let Some((name, value)) = assignment(&word.text) else {
+            break;
+        };
+        if word.dynamic {
+            return Ok(Gunicorn::AsCommand(format!(
+                "its {name}= value comes from a variable"
+            )));
+        }
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    let words = &words[env.len()..];
     let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
     let Some(start) = gunicorn_args_start(&texts) else {
-        return Ok(Gunicorn::AsCommand(
-            "it uses shell quoting around gunicorn".into(),
-        ));
+        return Ok(Gunicorn::No);
     };
-    parse_args(&words[start..])
+    let mut parsed = parse_args(&words[start..])?;
+    if let Gunicorn::Run(run) = &mut parsed {
+        env.append(&mut run.settings.env);
+        run.settings.env = env;
+    }
+    Ok(parsed)
+}
+
+/// `NAME=value` as a shell reads an assignment before a command.
+fn assignment(word: &str) -> Option<(&str, &str)> {
+    let (name, value) = word.split_once('=')?;
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some((name, value))
+}
+
+/// Whether a simple command runs gunicorn (for notes about lines that cannot
+/// be taken over).
+pub(crate) fn mentions_gunicorn(command: &str) -> bool {
+    command
+        .split(|c: char| c.is_whitespace() || ";&|()".contains(c))
+        .any(|w| w.rsplit('/').next() == Some("gunicorn") || w == "-mgunicorn")
+}
+
+/// What gunicorn reads from its environment, for a taken-over command: the
+/// worker count and the notes about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FromEnv {
+    pub workers: Option<usize>,
+    pub notes: Vec<String>,
+}
+
+/// gunicorn's `WEB_CONCURRENCY` (the default `--workers`, which Heroku sets) and
+/// `GUNICORN_CMD_ARGS` in the app's environment `env`; `workers` is what the
+/// command line gave, and `file` says where a variable was set.
+pub(crate) fn from_env(
+    env: &BTreeMap<String, String>,
+    workers: Option<usize>,
+    file: impl Fn(&str) -> PathBuf,
+) -> FromEnv {
+    let mut notes = Vec::new();
+    let mut out = workers;
+    if let Some(value) = env.get("WEB_CONCURRENCY") {
+        let at = file("WEB_CONCURRENCY");
+        let count = value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_WORKERS_OR_THREADS).contains(n));
+        match (workers, count) {
+            (Some(_), _) => notes.push(format!(
+                "ignored WEB_CONCURRENCY={value} in {}: the web: line's --workers comes first, as \
+                 in gunicorn",
+                at.display()
+            )),
+            (None, Some(n)) => {
+                out = Some(n);
+                notes.push(format!(
+                    "{n} workers, from WEB_CONCURRENCY in {}, which gunicorn reads too",
+                    at.display()
+                ));
+            }
+            (None, None) => notes.push(format!(
+                "ignored WEB_CONCURRENCY={value:?} in {}: it is not a number from 1 to \
+                 {MAX_WORKERS_OR_THREADS}",
+                at.display()
+            )),
+        }
+    }
+    if let Some(value) = env.get("GUNICORN_CMD_ARGS") {
+        notes.push(format!(
+            "ignored GUNICORN_CMD_ARGS={value:?} in {}: capstan's own workers serve the app \
+             instead of gunicorn; put these settings on the web: line or in capstan.toml [web]",
+            file("GUNICORN_CMD_ARGS").display()
+        ));
+    }
+    FromEnv {
+        workers: out,
+        notes,
+    }
 }
 
 /// Index of gunicorn's first argument: after `[exec] gunicorn` or
@@ -166,10 +259,10 @@ fn parse_args(args: &[Word]) -> Result<Gunicorn, BadFlag> {
             "its app module comes from a variable".into(),
         )),
         [target] => match WsgiTarget::parse(&target.text) {
-            Ok(target) => Ok(Gunicorn::Run(GunicornRun {
+            Ok(target) => Ok(Gunicorn::Run(Box::new(GunicornRun {
                 target,
                 settings: run,
-            })),
+            }))),
             Err(_) => Ok(Gunicorn::AsCommand(format!(
                 "capstan cannot read the app target {:?}",
                 target.text
@@ -266,7 +359,6 @@ fn apply(
                 ))));
             }
         }
-        Action::Ignore("") => run.notes.push(format!("ignored gunicorn flag {long}")),
         Action::Ignore(why) => run
             .notes
             .push(format!("ignored gunicorn flag {long}: {why}")),
@@ -285,7 +377,7 @@ mod tests {
 
     fn run(cmd: &str) -> GunicornRun {
         match parse(cmd) {
-            Ok(Gunicorn::Run(run)) => run,
+            Ok(Gunicorn::Run(run)) => *run,
             other => panic!("{cmd}: {other:?}"),
         }
     }
@@ -324,7 +416,6 @@ mod tests {
             "node server.js",
             "uvicorn app:app",
             "python app.py",
-            "FOO=1 gunicorn app:app",
             "newrelic-admin run-program gunicorn app:app",
         ] {
             assert_eq!(parse(cmd), Ok(Gunicorn::No), "{cmd}");
@@ -352,6 +443,25 @@ mod tests {
     }
 
     #[test]
+    fn assignments_before_gunicorn_become_its_environment() {
+        let r = run("FOO=bar WEB_X='a b' gunicorn -e C=1 app:app");
+        assert_eq!(
+            r.settings.env,
+            vec![
+                ("FOO".into(), "bar".into()),
+                ("WEB_X".into(), "a b".into()),
+                ("C".into(), "1".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_factory_with_literal_arguments_is_taken_over() {
+        let r = run("gunicorn 'app:create_app(\"prod\")'");
+        assert_eq!(r.target.to_string(), "app:create_app(\"prod\")");
+    }
+
+    #[test]
     fn bind_and_friends_are_ignored_with_a_note() {
         let r = run("gunicorn --bind 0.0.0.0:$PORT --log-file - --preload -k gthread app:app");
         assert_eq!(
@@ -359,10 +469,84 @@ mod tests {
             [
                 "ignored gunicorn flag --bind: capstan listens itself",
                 "ignored gunicorn flag --log-file: capstan collects the app's output",
-                "ignored gunicorn flag --preload",
+                "ignored gunicorn flag --preload: each worker imports the app itself, which changes nothing in what it serves",
             ]
         );
         assert_eq!(r.target.to_string(), "app:app");
+    }
+
+    #[test]
+    fn every_flag_capstan_drops_gets_one_note_saying_why() {
+        for (long, short, takes_value, action) in OPTIONS {
+            let Action::Ignore(why) = action else {
+                continue;
+            };
+            for name in [*long, *short].into_iter().filter(|n| !n.is_empty()) {
+                let value = if *takes_value { " x" } else { "" };
+                let r = run(&format!("gunicorn {name}{value} app:app"));
+                assert_eq!(
+                    r.settings.notes,
+                    [format!("ignored gunicorn flag {long}: {why}")],
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_shapes_from_heroku_and_dokku_docs_are_taken_over() {
+        let r = run("gunicorn gettingstarted.wsgi --log-file -");
+        assert_eq!(r.target.to_string(), "gettingstarted.wsgi:application");
+        assert_eq!(
+            r.settings.notes,
+            ["ignored gunicorn flag --log-file: capstan collects the app's output"]
+        );
+        let r = run("gunicorn -w 4 -b 0.0.0.0:$PORT app:app");
+        assert_eq!(r.settings.workers, Some(4));
+        assert_eq!(
+            r.settings.notes,
+            ["ignored gunicorn flag --bind: capstan listens itself"]
+        );
+        assert_eq!(run("gunicorn app:app --preload").settings.notes.len(), 1);
+        assert_eq!(run("exec gunicorn app:app").target.to_string(), "app:app");
+    }
+
+    #[test]
+    fn web_concurrency_and_gunicorn_cmd_args_from_the_environment_are_not_lost() {
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let dotenv = |_: &str| PathBuf::from(".env");
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "3")]), None, dotenv);
+        assert_eq!(r.workers, Some(3));
+        assert_eq!(
+            r.notes,
+            ["3 workers, from WEB_CONCURRENCY in .env, which gunicorn reads too"]
+        );
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "3")]), Some(2), dotenv);
+        assert_eq!(r.workers, Some(2));
+        assert!(r.notes[0].starts_with(
+            "ignored WEB_CONCURRENCY=3 in .env: the web: line's --workers comes first"
+        ));
+        let r = from_env(&env(&[("WEB_CONCURRENCY", "lots")]), None, dotenv);
+        assert_eq!(r.workers, None);
+        assert!(r.notes[0].contains("not a number"), "{:?}", r.notes);
+        let r = from_env(&env(&[("GUNICORN_CMD_ARGS", "--timeout 90")]), None, dotenv);
+        assert_eq!(
+            r.notes,
+            ["ignored GUNICORN_CMD_ARGS=\"--timeout 90\" in .env: capstan's own workers serve \
+              the app instead of gunicorn; put these settings on the web: line or in capstan.toml [web]"]
+        );
+        assert_eq!(
+            from_env(&env(&[]), None, dotenv),
+            FromEnv {
+                workers: None,
+                notes: vec![]
+            }
+        );
     }
 
     #[test]
@@ -384,8 +568,9 @@ mod tests {
                 .contains("worker class")
         );
         assert!(as_command("gunicorn --frobnicate app:app").contains("--frobnicate"));
-        assert!(as_command("gunicorn app:app && echo hi").contains("shell syntax"));
-        assert!(as_command("gunicorn 'app:create_app(\"prod\")'").contains("app target"));
+        assert!(as_command("gunicorn app:app | tee log").contains("shell syntax"));
+        assert!(as_command("FOO=$BAR gunicorn app:app").contains("FOO= value"));
+        assert!(as_command("gunicorn 'app:create_app(os.environ)'").contains("app target"));
         assert!(as_command("gunicorn a:app b:app").contains("more than one"));
         assert!(as_command("gunicorn $APP").contains("variable"));
         assert!(as_command("gunicorn -Dw3 app:app").contains("combines"));

@@ -13,7 +13,7 @@ pub(crate) enum Action {
     Chdir,
     Env,
     WorkerClass,
-    /// Safe to drop; the reason goes in the note ("" for none).
+    /// Safe to drop; the reason goes in the note.
     Ignore(&'static str),
     /// Changes how the app runs in ways capstan cannot reproduce.
     RunAsIs,
@@ -23,6 +23,7 @@ const LISTEN: &str = "capstan listens itself";
 const LOGS: &str = "capstan collects the app's output";
 const SUPERVISE: &str = "capstan supervises the workers";
 const TLS: &str = "capstan terminates TLS";
+const STATSD: &str = "capstan sends no statsd metrics";
 const EDGE: &str = "capstan's edge handles client connections";
 
 /// (long name, short name, takes a value, action), from `gunicorn --help` (22.0).
@@ -76,10 +77,32 @@ pub(crate) const OPTIONS: &[(&str, &str, bool, Action)] = &[
         true,
         Action::Ignore("capstan runs the app as the app's own user"),
     ),
-    ("--umask", "-m", true, Action::Ignore("")),
-    ("--initgroups", "", false, Action::Ignore("")),
-    ("--worker-tmp-dir", "", true, Action::Ignore("")),
-    ("--preload", "", false, Action::Ignore("")),
+    (
+        "--umask",
+        "-m",
+        true,
+        Action::Ignore("the workers keep capstan's umask"),
+    ),
+    (
+        "--initgroups",
+        "",
+        false,
+        Action::Ignore("the workers keep capstan's user and groups"),
+    ),
+    (
+        "--worker-tmp-dir",
+        "",
+        true,
+        Action::Ignore("capstan's workers keep no heartbeat files"),
+    ),
+    (
+        "--preload",
+        "",
+        false,
+        Action::Ignore(
+            "each worker imports the app itself, which changes nothing in what it serves",
+        ),
+    ),
     ("--no-sendfile", "", false, Action::Ignore(EDGE)),
     ("--keep-alive", "", true, Action::Ignore(EDGE)),
     ("--worker-connections", "", true, Action::Ignore(EDGE)),
@@ -137,9 +160,9 @@ pub(crate) const OPTIONS: &[(&str, &str, bool, Action)] = &[
         false,
         Action::Ignore(LOGS),
     ),
-    ("--statsd-host", "", true, Action::Ignore("")),
-    ("--statsd-prefix", "", true, Action::Ignore("")),
-    ("--dogstatsd-tags", "", true, Action::Ignore("")),
+    ("--statsd-host", "", true, Action::Ignore(STATSD)),
+    ("--statsd-prefix", "", true, Action::Ignore(STATSD)),
+    ("--dogstatsd-tags", "", true, Action::Ignore(STATSD)),
     ("--certfile", "", true, Action::Ignore(TLS)),
     ("--keyfile", "", true, Action::Ignore(TLS)),
     ("--ca-certs", "", true, Action::Ignore(TLS)),
@@ -148,7 +171,12 @@ pub(crate) const OPTIONS: &[(&str, &str, bool, Action)] = &[
     ("--ciphers", "", true, Action::Ignore(TLS)),
     ("--do-handshake-on-connect", "", false, Action::Ignore(TLS)),
     ("--suppress-ragged-eofs", "", false, Action::Ignore(TLS)),
-    ("--spew", "", false, Action::Ignore("")),
+    (
+        "--spew",
+        "",
+        false,
+        Action::Ignore("capstan has no line-by-line tracing"),
+    ),
     ("--check-config", "", false, Action::RunAsIs),
     ("--print-config", "", false, Action::RunAsIs),
 ];
@@ -168,6 +196,9 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), total, "an option is listed twice");
+        assert!(OPTIONS
+            .iter()
+            .all(|(.., action)| !matches!(action, Action::Ignore(""))));
         assert!(OPTIONS
             .iter()
             .all(|(long, short, ..)| long.starts_with("--")

@@ -5,18 +5,21 @@
 //! app, a `static/` directory, the requirements) or defaulted, and `.env` is merged
 //! over its `[env]`. `.flaskenv` is kept apart, for the commands capstan runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::app::{
     App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_THREADS,
     DEFAULT_TIMEOUT,
 };
 use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
-use crate::discover::{find_wsgi, requirements};
+use crate::discover::{find_wsgi, requirements, Hints, Setting};
 use crate::dotenv::merge_dotenv;
 use crate::error::ConfigError;
 use crate::files::read_text;
+use crate::flask_debug::{debug_warnings, runs_flask_cli};
+use crate::gunicorn;
 use crate::names::AppName;
+use crate::origin::origin;
 use crate::procfile::read_procfile;
 use crate::static_routes::default_static_route;
 
@@ -56,40 +59,90 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .push("ignored [tool.capstan] in pyproject.toml: capstan.toml comes first".into());
     }
 
-    let (web, source) = match (partial.web.take(), source) {
-        (Some(web), Some(source)) => (web, source),
-        // No file names the web app: look for it in the code.
-        (_, source) => {
-            let found =
-                find_wsgi(&root)?.ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
-            let source = match source {
-                Some(source) => {
-                    partial.notes.push(format!(
-                        "serving {} found in {}",
-                        found.target,
-                        relative(&root, &found.file).display()
-                    ));
-                    source
-                }
-                None => Source::Detected {
-                    file: found.file.clone(),
-                },
-            };
-            (Web::Wsgi(found.target), source)
-        }
-    };
-
-    let static_routes = match partial.static_routes.take() {
-        Some(routes) => routes,
-        None => default_static_route(&root).into_iter().collect(),
-    };
-
     let mut env = std::mem::take(&mut partial.env);
     // `.flaskenv` expands against `[env]`, as it did when it was merged.
     let mut flaskenv = env.clone();
     merge_dotenv(&root, ".flaskenv", &mut flaskenv)?;
     flaskenv.retain(|key, value| env.get(key) != Some(value));
     merge_dotenv(&root, ".env", &mut env)?;
+    let settings_file = source.as_ref().map(settings_file_name);
+    // Where a variable of `env` was set: `.env` wins over the settings file.
+    let env_origin = |key: &str| {
+        let files: Vec<&str> = [Some(".env"), settings_file]
+            .into_iter()
+            .flatten()
+            .collect();
+        origin(&root, key, &files).unwrap_or_else(|| (PathBuf::from(files[0]), 1))
+    };
+    let took_over_gunicorn =
+        matches!(source, Some(Source::Procfile(_))) && matches!(partial.web, Some(Web::Wsgi(_)));
+    let (web, source) = match (partial.web.take(), source) {
+        (Some(web), Some(source)) => (web, source),
+        // No file names the web app: look for it in the code.
+        (_, source) => {
+            let setting = |value: &String, origin: (PathBuf, usize)| Setting {
+                value: value.clone(),
+                file: origin.0,
+                line: origin.1,
+            };
+            let hints = Hints {
+                // The production environment wins over .flaskenv.
+                flask_app: match (env.get("FLASK_APP"), flaskenv.get("FLASK_APP")) {
+                    (Some(value), _) => Some(setting(value, env_origin("FLASK_APP"))),
+                    (None, Some(value)) => Some(setting(
+                        value,
+                        origin(&root, "FLASK_APP", &[".flaskenv"])
+                            .unwrap_or_else(|| (PathBuf::from(".flaskenv"), 1)),
+                    )),
+                    (None, None) => None,
+                },
+                django_settings: env
+                    .get("DJANGO_SETTINGS_MODULE")
+                    .map(|value| setting(value, env_origin("DJANGO_SETTINGS_MODULE"))),
+            };
+            let found = find_wsgi(&root, &hints)?
+                .ok_or_else(|| ConfigError::NoApp { dir: root.clone() })?;
+            if let Some(how) = found.how {
+                partial.notes.push(how);
+            } else if source.is_some() {
+                partial.notes.push(format!(
+                    "serving {} found in {}",
+                    found.target,
+                    relative(&root, &found.file).display()
+                ));
+            }
+            if partial.workdir.is_none() {
+                partial.workdir = found.workdir;
+            }
+            let source = source.unwrap_or(Source::Detected {
+                file: found.file.clone(),
+            });
+            (Web::Wsgi(found.target), source)
+        }
+    };
+
+    // A taken-over gunicorn would have read these from the environment too.
+    if took_over_gunicorn {
+        let from_env = gunicorn::from_env(&env, partial.workers, |key| env_origin(key).0);
+        partial.workers = from_env.workers;
+        partial.notes.extend(from_env.notes);
+    }
+
+    let flask_cli = match &web {
+        Web::Command { command } => runs_flask_cli(command),
+        Web::Wsgi(_) => false,
+    };
+    partial.warnings.extend(debug_warnings(
+        &env,
+        &flaskenv,
+        |key| env_origin(key).0,
+        flask_cli,
+    ));
+
+    let static_routes = match partial.static_routes.take() {
+        Some(routes) => routes,
+        None => default_static_route(&root).into_iter().collect(),
+    };
 
     let name = match partial.name.take() {
         Some(name) => name,
@@ -126,6 +179,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
             .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned()),
         workdir: partial.workdir,
         notes: partial.notes,
+        warnings: partial.warnings,
         root,
     })
 }
@@ -156,6 +210,16 @@ fn read_settings_file(
         return Ok(Some((partial, Source::Procfile(root.join("Procfile")))));
     }
     Ok(None)
+}
+
+/// The settings file's name, relative to the app directory.
+fn settings_file_name(source: &Source) -> &'static str {
+    match source {
+        Source::CapstanToml(_) => "capstan.toml",
+        Source::Pyproject(_) => "pyproject.toml",
+        Source::Procfile(_) => "Procfile",
+        Source::Detected { .. } => ".env",
+    }
 }
 
 fn default_name(root: &Path) -> Result<AppName, ConfigError> {
@@ -362,6 +426,150 @@ mod tests {
         );
         assert_eq!(app.flaskenv["B"], "flaskenv");
         assert_eq!(app.command_env()["B"], "toml");
+    }
+
+    #[test]
+    fn the_tutorial_app_is_found_through_flask_app_in_flaskenv() {
+        let (_t, root) = app_dir(&[
+            (".flaskenv", "FLASK_APP=microblog.py\nFLASK_DEBUG=1\n"),
+            (
+                "microblog.py",
+                "from app import create_app\napp = create_app()\n",
+            ),
+            ("app/__init__.py", "def create_app():\n    pass\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("microblog:app".parse().unwrap()));
+        assert_eq!(
+            app.source,
+            Source::Detected {
+                file: root.join("microblog.py")
+            }
+        );
+        assert_eq!(
+            app.notes,
+            ["serving microblog:app, named by FLASK_APP in .flaskenv"]
+        );
+        assert!(!app.env.contains_key("FLASK_DEBUG"));
+        assert_eq!(app.warnings.len(), 1, "{:?}", app.warnings);
+        assert!(app.warnings[0].starts_with(".flaskenv sets FLASK_DEBUG=1"));
+    }
+
+    #[test]
+    fn flask_app_in_the_production_env_wins_over_flaskenv_and_errors_point_at_it() {
+        let (_t, root) = app_dir(&[
+            ("capstan.toml", "[env]\nFLASK_APP = \"web:server\"\n"),
+            (".flaskenv", "FLASK_APP=microblog.py\n"),
+            ("web.py", "server = make()\n"),
+            ("microblog.py", "app = make()\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("web:server".parse().unwrap()));
+        assert_eq!(
+            app.notes,
+            ["serving web:server, named by FLASK_APP in capstan.toml"]
+        );
+        fs::write(root.join(".env"), "A=1\nFLASK_APP=nope.py\n").unwrap();
+        let msg = load(&root).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(".env:2: bad value for `FLASK_APP`: \"nope.py\" names the module nope"),
+            "{msg}"
+        );
+        // A file that names the web app wins over FLASK_APP.
+        fs::write(
+            root.join("capstan.toml"),
+            "[web]\nwsgi = \"microblog:app\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load(&root).unwrap().web,
+            Web::Wsgi("microblog:app".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn flask_debug_in_the_production_env_is_a_warning_naming_its_file() {
+        let (_t, root) = app_dir(&[(
+            "capstan.toml",
+            "[web]\nwsgi = \"a:b\"\n[env]\nFLASK_DEBUG = \"1\"\n",
+        )]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.warnings.len(), 1);
+        assert!(
+            app.warnings[0]
+                .starts_with("FLASK_DEBUG=1 in capstan.toml turns on Flask's debug mode"),
+            "{:?}",
+            app.warnings
+        );
+    }
+
+    #[test]
+    fn web_concurrency_counts_for_a_taken_over_gunicorn_only() {
+        let (_t, root) = app_dir(&[
+            ("Procfile", "web: gunicorn app:app\n"),
+            (".env", "WEB_CONCURRENCY=3\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.workers, Some(3));
+        assert_eq!(
+            app.notes,
+            ["3 workers, from WEB_CONCURRENCY in .env, which gunicorn reads too"]
+        );
+        fs::write(root.join("Procfile"), "worker: rq worker\n").unwrap();
+        fs::write(root.join("app.py"), "app = make()\n").unwrap();
+        let app = load(&root).unwrap();
+        assert_eq!(app.workers, None);
+    }
+
+    #[test]
+    fn the_tutorial_procfile_gives_release_commands_and_the_web_app() {
+        let (_t, root) = app_dir(&[
+            (".flaskenv", "FLASK_APP=microblog.py\n"),
+            (
+                "Procfile",
+                "web: flask db upgrade; flask translate compile; gunicorn microblog:app\n",
+            ),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("microblog:app".parse().unwrap()));
+        assert_eq!(app.release, ["flask db upgrade", "flask translate compile"]);
+        assert_eq!(app.command_env()["FLASK_APP"], "microblog.py");
+        assert_eq!(app.notes.len(), 1, "{:?}", app.notes);
+    }
+
+    #[test]
+    fn django_settings_module_in_dotenv_is_named_in_the_note() {
+        let (_t, root) = app_dir(&[
+            (".env", "DJANGO_SETTINGS_MODULE=shop.settings\n"),
+            ("shop/wsgi.py", "application = get_wsgi_application()\n"),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(app.web, Web::Wsgi("shop.wsgi:application".parse().unwrap()));
+        assert_eq!(
+            app.notes,
+            ["serving shop.wsgi:application, the package of DJANGO_SETTINGS_MODULE in .env"]
+        );
+    }
+
+    #[test]
+    fn nested_django_project_sets_the_workers_folder() {
+        let (_t, root) = app_dir(&[
+            (
+                "mysite/manage.py",
+                "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')\n",
+            ),
+            (
+                "mysite/mysite/wsgi.py",
+                "application = get_wsgi_application()\n",
+            ),
+        ]);
+        let app = load(&root).unwrap();
+        assert_eq!(
+            app.web,
+            Web::Wsgi("mysite.wsgi:application".parse().unwrap())
+        );
+        assert_eq!(app.workdir, Some(root.join("mysite")));
+        assert_eq!(app.notes.len(), 1);
     }
 
     #[test]

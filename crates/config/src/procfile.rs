@@ -1,8 +1,10 @@
 //! Procfiles, as Heroku, Dokku and Piku read them: `name: command` per line.
 //!
 //! `web:` is the web process (gunicorn commands are taken over by capstan's own
-//! workers, see [`crate::gunicorn`]), `release:` a release command, and every other
-//! entry a supervised background process.
+//! workers, see [`crate::gunicorn`]; in `web: flask db upgrade; gunicorn app:app`
+//! the steps before gunicorn become release commands, after the `release:` line's),
+//! `release:` a release command, and every other entry a supervised background
+//! process.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use crate::app::{Partial, Process, Web};
 use crate::error::ConfigError;
 use crate::gunicorn::{self, Gunicorn, GunicornRun};
 use crate::names::is_name;
+use crate::shell_words::{split_steps, split_words};
 use crate::static_routes::resolve_dir_inside;
 
 const FILE: &str = "Procfile";
@@ -19,6 +22,8 @@ const FILE: &str = "Procfile";
 pub(crate) fn read_procfile(root: &Path, text: &str) -> Result<Partial, ConfigError> {
     let mut p = Partial::default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    // `release:` runs first, then the steps taken out of the `web:` line.
+    let mut release_line = Vec::new();
     for (line, name, command) in entries(text)? {
         if let Some(&first_line) = seen.get(name) {
             return Err(ConfigError::Duplicate {
@@ -31,7 +36,7 @@ pub(crate) fn read_procfile(root: &Path, text: &str) -> Result<Partial, ConfigEr
         seen.insert(name.to_owned(), line);
         match name {
             "web" => read_web(root, line, command, &mut p)?,
-            "release" => p.release.push(command.to_owned()),
+            "release" => release_line.push(command.to_owned()),
             _ => {
                 p.processes.insert(
                     name.to_owned(),
@@ -42,6 +47,8 @@ pub(crate) fn read_procfile(root: &Path, text: &str) -> Result<Partial, ConfigEr
             }
         }
     }
+    release_line.append(&mut p.release);
+    p.release = release_line;
     Ok(p)
 }
 
@@ -90,6 +97,9 @@ fn entries(text: &str) -> Result<Vec<(usize, &str, &str)>, ConfigError> {
     Ok(out)
 }
 
+/// A `web:` line: gunicorn is taken over; leading steps (`a; b && gunicorn ...`)
+/// become release commands, a leading `cd DIR` the workers' folder. Anything else
+/// runs as is, behind capstan's proxy.
 fn read_web(root: &Path, line: usize, command: &str, p: &mut Partial) -> Result<(), ConfigError> {
     let bad = |key: &str, problem: String| ConfigError::BadValue {
         file: PathBuf::from(FILE),
@@ -97,42 +107,112 @@ fn read_web(root: &Path, line: usize, command: &str, p: &mut Partial) -> Result<
         key: key.to_owned(),
         problem,
     };
-    let parsed = gunicorn::parse(command).map_err(|e| bad(&e.flag, e.problem))?;
-    match parsed {
-        Gunicorn::No => {
-            p.web = Some(Web::Command {
-                command: command.to_owned(),
-            });
-        }
-        Gunicorn::AsCommand(why) => {
+    let as_command = |p: &mut Partial, why: Option<String>| {
+        if let Some(why) = why {
             p.notes.push(format!(
                 "{FILE}:{line}: running the web: command as is, behind capstan's proxy, because \
-                 {why}; it must listen on $PORT"
+                 {why}; it must listen on 127.0.0.1:$PORT"
             ));
-            p.web = Some(Web::Command {
-                command: command.to_owned(),
-            });
         }
-        Gunicorn::Run(GunicornRun {
-            target,
-            settings: run,
-        }) => {
-            p.web = Some(Web::Wsgi(target));
-            p.workers = run.workers;
-            p.threads = run.threads;
-            p.timeout = run.timeout;
-            p.graceful_timeout = run.graceful_timeout;
-            p.max_requests = run.max_requests;
-            p.max_requests_jitter = run.max_requests_jitter;
-            if let Some(dir) = run.chdir {
-                p.workdir = Some(resolve_dir_inside(root, &dir).map_err(|e| bad("--chdir", e))?);
+        p.web = Some(Web::Command {
+            command: command.to_owned(),
+        });
+    };
+    let steps = match split_steps(command) {
+        Ok(steps) => steps,
+        Err(syntax) => {
+            let why = gunicorn::mentions_gunicorn(command)
+                .then(|| format!("it uses {syntax}, which capstan does not take apart"));
+            as_command(p, why);
+            return Ok(());
+        }
+    };
+    let (last, before) = steps
+        .split_last()
+        .expect("split_steps gives at least one step");
+    let parsed = gunicorn::parse(last).map_err(|e| bad(&e.flag, e.problem))?;
+    let run = match parsed {
+        Gunicorn::No => {
+            as_command(p, None);
+            return Ok(());
+        }
+        Gunicorn::AsCommand(why) => {
+            as_command(p, Some(why));
+            return Ok(());
+        }
+        Gunicorn::Run(run) => *run,
+    };
+    // The steps before gunicorn: `cd DIR` moves the rest, others are release commands.
+    let mut cd: Option<String> = None;
+    let mut release = Vec::new();
+    for step in before {
+        match cd_target(step) {
+            Some(dir) => {
+                cd = Some(match cd {
+                    Some(prev) => format!("{prev}/{dir}"),
+                    None => dir,
+                })
             }
-            p.env.extend(run.env);
-            p.notes
-                .extend(run.notes.into_iter().map(|n| format!("{FILE}:{line}: {n}")));
+            None => release.push(match &cd {
+                Some(dir) => format!("cd {dir} && {step}"),
+                None => (*step).to_owned(),
+            }),
         }
     }
+    let GunicornRun {
+        target,
+        settings: run,
+    } = run;
+    if !before.is_empty() {
+        let mut done = Vec::new();
+        if !release.is_empty() {
+            done.push(format!(
+                "{} became release commands, run in order before the web processes start",
+                release
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(dir) = &cd {
+            done.push(format!("the workers start in {dir}/"));
+        }
+        p.notes.push(format!(
+            "{FILE}:{line}: the web: line runs steps before gunicorn: {}; capstan's own workers \
+             serve {target} in place of `{last}`",
+            done.join("; ")
+        ));
+    }
+    p.release.extend(release);
+    p.web = Some(Web::Wsgi(target));
+    p.workers = run.workers;
+    p.threads = run.threads;
+    p.timeout = run.timeout;
+    p.graceful_timeout = run.graceful_timeout;
+    p.max_requests = run.max_requests;
+    p.max_requests_jitter = run.max_requests_jitter;
+    let dir = match (cd, run.chdir) {
+        (Some(cd), Some(chdir)) if !chdir.starts_with('/') => Some(format!("{cd}/{chdir}")),
+        (_, Some(chdir)) => Some(chdir),
+        (cd, None) => cd,
+    };
+    if let Some(dir) = dir {
+        p.workdir = Some(resolve_dir_inside(root, &dir).map_err(|e| bad("--chdir", e))?);
+    }
+    p.env.extend(run.env);
+    p.notes
+        .extend(run.notes.into_iter().map(|n| format!("{FILE}:{line}: {n}")));
     Ok(())
+}
+
+/// `DIR` from a `cd DIR` step with one plain word.
+fn cd_target(step: &str) -> Option<String> {
+    let words = split_words(step)?;
+    match words.as_slice() {
+        [cd, dir] if cd.text == "cd" && !dir.dynamic => Some(dir.text.clone()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +248,122 @@ mod tests {
             p.notes,
             ["Procfile:3: ignored gunicorn flag --bind: capstan listens itself"]
         );
+    }
+
+    #[test]
+    fn steps_before_gunicorn_become_release_commands_after_the_release_line() {
+        let p = read(
+            "web: flask db upgrade; flask translate compile; gunicorn microblog:app -w 4\n\
+             release: python manage.py check\n",
+        )
+        .unwrap();
+        assert_eq!(p.web, Some(Web::Wsgi("microblog:app".parse().unwrap())));
+        assert_eq!(p.workers, Some(4));
+        assert_eq!(
+            p.release,
+            [
+                "python manage.py check",
+                "flask db upgrade",
+                "flask translate compile"
+            ]
+        );
+        assert_eq!(
+            p.notes,
+            [
+                "Procfile:1: the web: line runs steps before gunicorn: `flask db upgrade`, \
+              `flask translate compile` became release commands, run in order before the web \
+              processes start; capstan's own workers serve microblog:app in place of \
+              `gunicorn microblog:app -w 4`"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_procfile_shapes_of_heroku_and_dokku_docs() {
+        let (_dir, root) = root();
+        fs::create_dir(root.join("src")).unwrap();
+        let web = |text: &str| read_procfile(&root, text).unwrap();
+
+        let p = web("web: python manage.py migrate && gunicorn mysite.wsgi\n");
+        assert_eq!(
+            p.web,
+            Some(Web::Wsgi("mysite.wsgi:application".parse().unwrap()))
+        );
+        assert_eq!(p.release, ["python manage.py migrate"]);
+
+        let p = web("web: cd src && gunicorn app:app\n");
+        assert_eq!(p.web, Some(Web::Wsgi("app:app".parse().unwrap())));
+        assert_eq!(p.workdir, Some(root.join("src")));
+        assert!(p.release.is_empty());
+        assert_eq!(
+            p.notes,
+            [
+                "Procfile:1: the web: line runs steps before gunicorn: the workers start in src/; \
+              capstan's own workers serve app:app in place of `gunicorn app:app`"
+            ]
+        );
+
+        let p = web("web: cd src && flask db upgrade && gunicorn app:app\n");
+        assert_eq!(p.release, ["cd src && flask db upgrade"]);
+        assert_eq!(p.workdir, Some(root.join("src")));
+
+        let p = web("web: FOO=bar gunicorn app:app\n");
+        assert_eq!(p.env["FOO"], "bar");
+        assert!(p.notes.is_empty());
+
+        let p = web("web: exec gunicorn -w 4 -b 0.0.0.0:$PORT app:app --preload\n");
+        assert_eq!(p.workers, Some(4));
+        assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+
+        let p = web(
+            "web: gunicorn gettingstarted.wsgi --log-file -\nrelease: python manage.py migrate\n",
+        );
+        assert_eq!(
+            p.web,
+            Some(Web::Wsgi(
+                "gettingstarted.wsgi:application".parse().unwrap()
+            ))
+        );
+        assert_eq!(p.release, ["python manage.py migrate"]);
+
+        let p = web("web: bin/start-something\n");
+        assert_eq!(
+            p.web,
+            Some(Web::Command {
+                command: "bin/start-something".into()
+            })
+        );
+        assert!(p.notes.is_empty());
+
+        // Steps before something that is not gunicorn: the shell runs the line.
+        let p = web("web: python manage.py migrate && python manage.py runserver $PORT\n");
+        assert!(matches!(p.web, Some(Web::Command { .. })));
+        assert!(p.release.is_empty() && p.notes.is_empty());
+    }
+
+    #[test]
+    fn shell_syntax_around_gunicorn_runs_as_is_with_the_reason() {
+        for (text, why) in [
+            ("web: flask db upgrade || true; gunicorn app:app\n", "`||`"),
+            ("web: gunicorn app:app | tee log\n", "a pipe"),
+            ("web: gunicorn app:app > log\n", "a redirection"),
+            ("web: gunicorn $(cat target)\n", "`$(...)`"),
+            ("web: worker & gunicorn app:app\n", "`&`"),
+        ] {
+            let p = read(text).unwrap();
+            assert_eq!(
+                p.web,
+                Some(Web::Command {
+                    command: text[5..text.len() - 1].into()
+                }),
+                "{text}"
+            );
+            assert!(p.notes[0].starts_with("Procfile:1: running the web: command as is"));
+            assert!(p.notes[0].contains(why), "{text}: {:?}", p.notes);
+            assert!(p.notes[0].ends_with("it must listen on 127.0.0.1:$PORT"));
+        }
+        // Not gunicorn: nothing to say.
+        assert!(read("web: node s.js > log\n").unwrap().notes.is_empty());
     }
 
     #[test]

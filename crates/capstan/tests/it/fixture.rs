@@ -135,6 +135,8 @@ pub struct Opts {
     /// Use the shared Flask venv (`--venv`); off to let capstan build its own.
     pub no_venv_flag: bool,
     pub args: Vec<String>,
+    /// No `--workers 2`: the app's own worker count applies.
+    pub own_workers: bool,
     pub env: Vec<(String, String)>,
     /// Fixed ports (when another process must know them first), else free ones.
     pub http_port: Option<u16>,
@@ -195,7 +197,7 @@ impl Server {
         if !opts.no_venv_flag {
             command.arg("--venv").arg(flask_venv());
         }
-        if !opts.args.iter().any(|a| a == "--workers") {
+        if !opts.own_workers && !opts.args.iter().any(|a| a == "--workers") {
             command.args(["--workers", "2"]);
         }
         command.args(&opts.args);

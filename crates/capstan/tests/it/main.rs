@@ -9,6 +9,7 @@ mod acme;
 mod apps;
 mod bodies;
 mod crashes;
+mod discovery;
 mod edge;
 mod errors;
 mod limits;
