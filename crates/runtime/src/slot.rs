@@ -238,6 +238,7 @@ async fn boot(
         Ok(Ok(Some(incoming))) => match incoming.frame.kind {
             Kind::Hello => match Hello::parse(&incoming.frame.payload) {
                 Ok(hello) => {
+                    let _ = pool.static_mounts.set(hello.static_mounts);
                     let worker = Worker::new(
                         name.to_owned(),
                         child.pid(),
