@@ -12,6 +12,7 @@ mod crashes;
 mod edge;
 mod errors;
 mod limits;
+mod real_apps;
 mod reload;
 mod serving;
 mod supervision;
