@@ -52,9 +52,9 @@ pub enum Command {
     ///
     /// Standard input and output are the terminal's, so `flask shell` works;
     /// capstan exits with the command's exit status.
-    #[command(
-        after_help = "Examples:\n  capstan exec . -- flask db upgrade\n                              capstan exec ./mysite -- python manage.py collectstatic --noinput\n                              capstan exec -- flask shell"
-    )]
+    #[command(after_help = "Examples:\n  capstan exec . -- flask db upgrade\n  \
+                      capstan exec ./mysite -- python manage.py collectstatic --noinput\n  \
+                      capstan exec -- flask shell")]
     Exec(ExecArgs),
 }
 

@@ -87,3 +87,70 @@ fn shown(root: &Path, dir: &Path) -> String {
         _ => dir.display().to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_in(dir: &Path, toml: &str) -> App {
+        std::fs::write(dir.join("capstan.toml"), toml).unwrap();
+        std::fs::write(dir.join("site.py"), "app = None\n").unwrap();
+        capstan_config::load(dir).unwrap()
+    }
+
+    fn mount(prefix: &str, dir: &Path) -> StaticMount {
+        StaticMount {
+            url_prefix: prefix.into(),
+            dir: dir.into(),
+        }
+    }
+
+    #[test]
+    fn a_reported_folder_is_served_with_the_thirty_day_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app/static")).unwrap();
+        let app = app_in(dir.path(), "[web]\nwsgi = \"site:app\"\n");
+        let got = routes(&app, &[mount("/static/", &dir.path().join("app/static"))]);
+        assert_eq!(
+            got,
+            [StaticRoute {
+                url_prefix: "/static".into(),
+                dir: app.root.join("app/static"),
+                max_age: DEFAULT_STATIC_MAX_AGE,
+            }]
+        );
+    }
+
+    #[test]
+    fn the_app_files_route_for_the_same_prefix_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("public")).unwrap();
+        std::fs::create_dir_all(dir.path().join("app/static")).unwrap();
+        let app = app_in(
+            dir.path(),
+            "[web]\nwsgi = \"site:app\"\n[static]\n\"/static\" = \"public\"\n",
+        );
+        let got = routes(&app, &[mount("/static", &dir.path().join("app/static"))]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].dir, app.root.join("public"));
+    }
+
+    #[test]
+    fn missing_folders_the_apps_own_folder_and_bad_prefixes_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("assets")).unwrap();
+        let app = app_in(dir.path(), "[web]\nwsgi = \"site:app\"\n");
+        let parent = app.root.parent().unwrap().to_owned();
+        let got = routes(
+            &app,
+            &[
+                mount("/gone", &dir.path().join("gone")),
+                mount("/files", dir.path()),
+                mount("/up", &parent),
+                mount("/a/../b", &dir.path().join("assets")),
+                mount("assets", &dir.path().join("assets")),
+            ],
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+}
