@@ -1,12 +1,13 @@
 """capstan's Python worker shim: serves one WSGI app (PEP 3333) to capstan's runtime.
 
     python capstan_shim.py --fd N --app module:callable [--threads N] [--root DIR] [--name NAME]
+                           [--static-mounts]
 
 The runtime and this process talk over the inherited Unix socket N in frames: a
 12-byte little-endian header  b"CW" | version 1 | kind u8 | request id u32 | length u32
 and a payload of at most 16 MiB. The shim imports the app and sends HELLO
-(pid \\0 python version \\0 threads, then \\0 url prefix \\0 folder for each static
-folder the app serves itself, see static_mounts) or BOOT_ERROR (the traceback; exit status 3).
+(pid \\0 python version \\0 threads, then with --static-mounts \\0 url prefix \\0 folder
+for each static folder the app serves itself, see static_mounts) or BOOT_ERROR (the traceback; exit status 3).
 Then, per request: REQUEST (flags byte, then the environ as key \\0 value \\0 ...;
 with flag bit 0, BODY frames and a BODY_END follow) is answered with RESPONSE_START
 (status \\0 name \\0 value ...), RESPONSE_BODY chunks or one RESPONSE_FILE (offset u64,
@@ -838,6 +839,8 @@ def _parse_args(argv):
     parser.add_argument("--threads", type=int, default=1, help="requests served at once")
     parser.add_argument("--root", help="the app's directory: working directory and first on sys.path")
     parser.add_argument("--name", default="worker", help="this worker's name in log lines")
+    parser.add_argument("--static-mounts", action="store_true",
+                        help="list the static folders the app serves itself in HELLO")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -885,8 +888,9 @@ def main(argv=None):
 
     version = "%d.%d.%d" % sys.version_info[:3]
     fields = ["%d" % os.getpid(), version, "%d" % args.threads]
-    for prefix, folder in static_mounts(app):
-        fields.extend((prefix, folder))
+    if args.static_mounts:
+        for prefix, folder in static_mounts(app):
+            fields.extend((prefix, folder))
     hello = "\0".join(fields).encode("utf-8")
     try:
         sock.sendall(_header(_P_HELLO, 0, len(hello)) + hello)

@@ -30,7 +30,7 @@ pub(crate) struct PoolInner {
     commands: Mutex<Vec<mpsc::Sender<SlotCommand>>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
-    /// The static folders the first worker to say HELLO reported.
+    /// The static folders worker 1 reported when it first booted.
     pub static_mounts: OnceLock<Vec<StaticMount>>,
 }
 
@@ -158,9 +158,9 @@ impl Pool {
         }
     }
 
-    /// The static folders the app reported when the first worker booted
-    /// (Flask's static folders, Django's STATIC_ROOT): a later worker, even
-    /// one started by a reload, does not change them.
+    /// The static folders the app reported when worker 1 first booted
+    /// (Flask's static folders, Django's STATIC_ROOT). Only that worker is
+    /// asked; a later one, even one started by a reload, does not change them.
     pub fn static_mounts(&self) -> &[StaticMount] {
         self.inner.static_mounts.get().map_or(&[], Vec::as_slice)
     }

@@ -85,6 +85,7 @@ app = WhiteNoiseLike(App())
 #[test]
 fn hello_lists_the_static_folders_of_a_flask_like_app_found_through_a_wrapper() {
     let (worker, hello) = Setup::app("fakeflask:app")
+        .static_mounts()
         .module("fakeflask", FAKE_FLASK)
         .start();
     let root = worker.dir.path().canonicalize().unwrap();
@@ -112,8 +113,18 @@ fn hello_lists_the_static_folders_of_a_flask_like_app_found_through_a_wrapper() 
 }
 
 #[test]
+fn without_static_mounts_the_shim_does_not_look_and_hello_lists_none() {
+    let (worker, hello) = Setup::app("fakeflask:app")
+        .module("fakeflask", FAKE_FLASK)
+        .start();
+    assert!(hello.static_mounts.is_empty());
+    assert!(!worker.stderr().contains("leaving"), "{}", worker.stderr());
+}
+
+#[test]
 fn an_app_that_fails_to_be_looked_at_still_boots_and_the_failure_is_logged() {
     let (worker, hello) = Setup::app("odd:app")
+        .static_mounts()
         .module(
             "odd",
             "class Odd:\n    static_folder = view_functions = blueprints = None\n    \
@@ -158,6 +169,7 @@ def application(environ, start_response):
 #[test]
 fn hello_lists_djangos_static_root_and_leaves_whitenoise_root_to_the_app() {
     let (worker, hello) = Setup::app("fakedjango:application")
+        .static_mounts()
         .module("fakedjango", FAKE_DJANGO)
         .start();
     let root = worker.dir.path().canonicalize().unwrap();

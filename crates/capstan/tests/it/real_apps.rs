@@ -166,6 +166,26 @@ async fn a_blueprint_static_prefix_that_the_app_also_routes_is_left_to_flask() {
 }
 
 #[tokio::test]
+async fn the_static_folders_found_at_start_are_asked_once_and_kept_across_a_reload() {
+    let app = app_copy("microblog");
+    let server = Server::start(app.path(), with_venv(&real_apps_venv()));
+    let (status, output) = fixture::run_to_exit(
+        &["reload", app.path().to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{output}");
+    let css = client()
+        .get(server.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
+    // Two workers and a reload, but one look at the app: one worker, once.
+    let skips = server.stderr().matches("leaving /admin/static").count();
+    assert_eq!(skips, 1, "{}", server.stderr());
+}
+
+#[tokio::test]
 async fn a_static_route_in_the_app_file_wins_over_the_folder_the_app_reports() {
     let app = app_copy("microblog");
     std::fs::create_dir(app.path().join("public")).unwrap();
