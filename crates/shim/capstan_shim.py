@@ -1,11 +1,13 @@
 """capstan's Python worker shim: serves one WSGI app (PEP 3333) to capstan's runtime.
 
     python capstan_shim.py --fd N --app module:callable [--threads N] [--root DIR] [--name NAME]
+                           [--static-mounts]
 
 The runtime and this process talk over the inherited Unix socket N in frames: a
 12-byte little-endian header  b"CW" | version 1 | kind u8 | request id u32 | length u32
 and a payload of at most 16 MiB. The shim imports the app and sends HELLO
-(pid \\0 python version \\0 threads) or BOOT_ERROR (the traceback; exit status 3).
+(pid \\0 python version \\0 threads, then with --static-mounts \\0 url prefix \\0 folder
+for each static folder the app serves itself, see static_mounts) or BOOT_ERROR (the traceback; exit status 3).
 Then, per request: REQUEST (flags byte, then the environ as key \\0 value \\0 ...;
 with flag bit 0, BODY frames and a BODY_END follow) is answered with RESPONSE_START
 (status \\0 name \\0 value ...), RESPONSE_BODY chunks or one RESPONSE_FILE (offset u64,
@@ -693,6 +695,143 @@ def load_app(spec):
     return target
 
 
+_FLASK_STATIC_TAIL = "/<path:filename>"
+
+
+def static_mounts(app):
+    """(url prefix, absolute folder) for each folder of files the app serves itself:
+    Flask's static folders (the app's and its blueprints') and Django's STATIC_ROOT.
+
+    Found by looking at the loaded app, never by importing a framework. Anything odd
+    is logged and skipped: the app then keeps serving those files itself, so a
+    failure here never fails the boot."""
+    mounts = []
+    for framework, finder in (("Flask", _flask_mounts), ("Django", _django_mounts)):
+        try:
+            mounts.extend(finder(app))
+        except Exception as exc:
+            _log("could not look for %s's static folders: %r; the app serves them" % (framework, exc))
+    seen = set()
+    usable = []
+    for prefix, folder in mounts:
+        if prefix in seen:
+            continue
+        seen.add(prefix)
+        try:
+            if "\0" in prefix or "\0" in folder:
+                raise ValueError("NUL")
+            prefix.encode("utf-8")
+            folder.encode("utf-8")
+        except (UnicodeError, ValueError):
+            _log("static folder %r for %r has a name that cannot be sent; the app serves it"
+                 % (folder, prefix))
+            continue
+        usable.append((prefix, folder))
+    return usable
+
+
+def _unwrapped_flask(app):
+    """The Flask app inside `app`, through common middleware (`.wsgi_app`,
+    WhiteNoise's `.application`, werkzeug's `.app`), duck-typed; or None."""
+    seen = set()
+    while app is not None and id(app) not in seen and len(seen) < 8:
+        seen.add(id(app))
+        if all(hasattr(app, name) for name in ("url_map", "view_functions", "blueprints", "static_folder")):
+            return app
+        app = next((getattr(app, name) for name in ("application", "app", "wsgi_app")
+                    if getattr(app, name, None) is not None), None)
+    return None
+
+
+def _flask_mounts(app):
+    """The static rules of a Flask app that the front can serve exactly as Flask would."""
+    flask_app = _unwrapped_flask(app)
+    if flask_app is None:
+        return []
+    # The endpoint of each static folder, and the view Flask registers for it.
+    folders = {}
+    if flask_app.static_folder:
+        folders["static"] = (flask_app, flask_app.static_folder)
+    for name, blueprint in flask_app.blueprints.items():
+        folder = getattr(blueprint, "static_folder", None)
+        if folder:
+            folders[name + ".static"] = (blueprint, folder)
+    rules = list(flask_app.url_map.iter_rules())
+    static_endpoints = set(folders)
+    mounts = []
+    for rule in rules:
+        if rule.endpoint not in folders:
+            continue
+        owner, folder = folders[rule.endpoint]
+        text = rule.rule
+        why = None
+        prefix = text[: -len(_FLASK_STATIC_TAIL)] if text.endswith(_FLASK_STATIC_TAIL) else None
+        if getattr(rule, "subdomain", None) or getattr(rule, "host", None):
+            why = "it is served on a subdomain or host of its own"
+        elif prefix is None or "<" in prefix:
+            why = "its rule %s has parts the front cannot match" % text
+        elif not prefix:
+            why = "it is served at /, where the front would hide the app's own pages"
+        elif "GET" not in (rule.methods or ()):
+            why = "its rule does not answer GET"
+        elif not _is_static_view(flask_app, owner, flask_app.view_functions.get(rule.endpoint)):
+            why = "the app serves it with a view of its own"
+        else:
+            # Werkzeug sends a URL under the prefix to another view when one is
+            # routed there; the front would answer it from disk instead.
+            clash = next((other.rule for other in rules if other.endpoint not in static_endpoints
+                          and (other.rule == prefix or other.rule.startswith(prefix + "/"))), None)
+            if clash is not None:
+                why = "the app also routes %s under it" % clash
+            elif not os.path.isdir(folder):
+                why = "the folder does not exist"
+        if why:
+            _log("leaving %s (%s) to Flask: %s" % (prefix or text, rule.endpoint, why))
+            continue
+        mounts.append((prefix, os.path.realpath(folder)))
+    return mounts
+
+
+def _is_static_view(flask_app, owner, view):
+    """True when `view` is the send_static_file Flask registered for `owner`."""
+    if view is None:
+        return False
+    if view == getattr(owner, "send_static_file", None):
+        return True
+    # Flask 2.2+ registers a lambda that calls the app's send_static_file through a weakref.
+    return owner is flask_app and getattr(view, "__qualname__", "").startswith("Flask.__init__")
+
+
+def _django_mounts(app):
+    """Django's STATIC_ROOT at STATIC_URL, once collectstatic has filled it."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE") or "django.conf" not in sys.modules:
+        return []
+    settings = sys.modules["django.conf"].settings
+    if not settings.configured:
+        return []
+    mounts = []
+    url = str(getattr(settings, "STATIC_URL", None) or "")
+    root = getattr(settings, "STATIC_ROOT", None)
+    if url and root:
+        root = os.fspath(root)
+        prefix = url.rstrip("/")
+        if not url.startswith("/") or url.startswith("//"):
+            _log("STATIC_URL %s is not a path on this site; the front serves nothing for it" % url)
+        elif not prefix:
+            _log("STATIC_URL is /: the front would hide the app's own pages, so it is left to the app")
+        elif not os.path.isdir(root):
+            _log("STATIC_ROOT %s does not exist: run `python manage.py collectstatic` "
+                 "(capstan exec DIR -- python manage.py collectstatic) and restart to serve %s"
+                 % (root, url))
+        else:
+            mounts.append((prefix, os.path.realpath(root)))
+    if getattr(settings, "WHITENOISE_ROOT", None):
+        # The front serves a prefix whole: it has no "file if it exists, else the app".
+        _log("WHITENOISE_ROOT is left to WhiteNoise: served from the front at /, it would "
+             "hide every page of the app")
+    return mounts
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="capstan_shim.py", description="capstan's WSGI worker")
     parser.add_argument("--fd", type=int, required=True, help="the inherited Unix socket to the runtime")
@@ -700,6 +839,8 @@ def _parse_args(argv):
     parser.add_argument("--threads", type=int, default=1, help="requests served at once")
     parser.add_argument("--root", help="the app's directory: working directory and first on sys.path")
     parser.add_argument("--name", default="worker", help="this worker's name in log lines")
+    parser.add_argument("--static-mounts", action="store_true",
+                        help="list the static folders the app serves itself in HELLO")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -746,7 +887,11 @@ def main(argv=None):
         os._exit(EXIT_BOOT_ERROR)
 
     version = "%d.%d.%d" % sys.version_info[:3]
-    hello = ("%d\0%s\0%d" % (os.getpid(), version, args.threads)).encode("ascii")
+    fields = ["%d" % os.getpid(), version, "%d" % args.threads]
+    if args.static_mounts:
+        for prefix, folder in static_mounts(app):
+            fields.extend((prefix, folder))
+    hello = "\0".join(fields).encode("utf-8")
     try:
         sock.sendall(_header(_P_HELLO, 0, len(hello)) + hello)
     except OSError as exc:

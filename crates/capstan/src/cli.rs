@@ -1,5 +1,6 @@
 //! What people type.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,8 +31,10 @@ pub enum Command {
     /// Procfile (+ .env); with none of them it finds wsgi.py, app.py or main.py.
     /// It builds the app's virtualenv in <DIR>/.capstan/venv from
     /// requirements.txt or pyproject.toml when it is missing or out of date,
-    /// starts the workers, and serves until Ctrl-C or SIGTERM, which let
-    /// requests in flight finish. All state stays in <DIR>/.capstan.
+    /// runs the app's release commands ([release] commands, a Procfile
+    /// `release:` line), starts the workers, and serves until Ctrl-C or
+    /// SIGTERM, which let requests in flight finish. All state stays in
+    /// <DIR>/.capstan.
     Run(RunArgs),
 
     /// Load new code into a running `capstan run` without dropping a request.
@@ -41,6 +44,33 @@ pub enum Command {
     /// If the new code fails to load, the old workers keep serving and the
     /// traceback is shown. Sending SIGHUP to capstan does the same.
     Reload(ReloadArgs),
+
+    /// Run a one-off command the way the app's processes run: its virtualenv
+    /// (built first if needed; its bin first on PATH, so `flask`, `pybabel`
+    /// and `python` are the app's), its environment (`[env]`, .env, .flaskenv)
+    /// and the app's folder.
+    ///
+    /// Standard input and output are the terminal's, so `flask shell` works;
+    /// capstan exits with the command's exit status.
+    #[command(after_help = "Examples:\n  capstan exec . -- flask db upgrade\n  \
+                      capstan exec ./mysite -- python manage.py collectstatic --noinput\n  \
+                      capstan exec -- flask shell")]
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The app's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Use this existing virtualenv instead of <DIR>/.capstan/venv.
+    #[arg(long, value_name = "DIR")]
+    pub venv: Option<PathBuf>,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,17 @@
 //! The `capstan` command.
 
+mod app_env;
 mod cli;
 mod control;
+mod exec;
 mod logging;
 mod loopback;
+mod release;
 mod run;
+mod static_routes;
 mod user_error;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -53,12 +59,13 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            cli::Command::Run(args) => run::run(args).await,
-            cli::Command::Reload(args) => run::reload(args).await,
+            cli::Command::Run(args) => run::run(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Reload(args) => run::reload(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Exec(args) => exec::exec(args).await,
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("\ncapstan: {}", user_error::render(&error));
             std::process::ExitCode::FAILURE

@@ -1,6 +1,5 @@
 //! `capstan run`: one app, in the foreground, state in its own folder.
 
-use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -8,15 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use capstan_config::{AcmeChallenge, App, Web};
-use capstan_edge::static_files::{StaticFiles, StaticRoute};
+use capstan_edge::static_files::StaticFiles;
 use capstan_edge::tls::{self, CertStore};
 use capstan_edge::{Backend, Listener, Proxy, ServeOptions, Site};
 use capstan_runtime::{Pool, PoolSpec, ProcessSpec, Supervised};
 use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
-use crate::control;
-use crate::loopback;
+use crate::{app_env, control, loopback, release, static_routes};
 
 /// How long a `command` web process gets to start listening on $PORT.
 const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -65,9 +63,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let venv = python_env(&app, &args, &state).await?;
-    let env = app_env(&app, &venv);
-    let workdir = app.workdir.clone().unwrap_or_else(|| app.root.clone());
+    let venv = app_env::python_env(&app, args.venv.as_deref(), &state).await?;
+    let env = app_env::process_env(&app.env, &venv);
+    let workdir = app_env::workdir(&app);
+    // Release commands, like every Procfile entry, start in the app's root;
+    // `workdir` (gunicorn's --chdir) is where the Python workers start.
+    release::run(&app, &venv, &app.root).await?;
 
     let backend = match &app.web {
         Web::Wsgi(target) => {
@@ -132,22 +133,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         processes.push(Supervised::start(ProcessSpec {
             name: name.clone(),
             command: process.command.clone(),
-            cwd: workdir.clone(),
+            cwd: app.root.clone(),
             env: env.clone(),
             kill_grace: Duration::from_secs(10),
         }));
     }
 
-    let static_files = StaticFiles::new(
-        app.static_routes
-            .iter()
-            .map(|route| StaticRoute {
-                url_prefix: route.url_prefix.clone(),
-                dir: route.dir.clone(),
-                max_age: route.max_age,
-            })
-            .collect(),
-    )?;
+    let reported = match &backend {
+        Backend::Python(pool) => pool.static_mounts().to_vec(),
+        Backend::Proxy(..) => Vec::new(),
+    };
+    let static_files = StaticFiles::new(static_routes::routes(&app, &reported))?;
     let site = Arc::new(Site {
         static_files,
         backend,
@@ -335,59 +331,6 @@ fn start_acme(
     let acme = capstan_acme::start(settings, &issuable, Arc::clone(certs))
         .map_err(|problem| anyhow!("{problem}"))?;
     Ok(Some(acme))
-}
-
-/// The app's Python: an existing venv the user named, or `<app>/.capstan/venv`
-/// built or updated now.
-async fn python_env(app: &App, args: &RunArgs, state: &Path) -> anyhow::Result<capstan_venv::Venv> {
-    if let Some(dir) = args.venv.as_ref().or(app.venv.as_ref()) {
-        return Ok(capstan_venv::existing(dir).await?);
-    }
-    let requirements = match &app.requirements {
-        capstan_config::Requirements::Txt(path) => capstan_venv::Requirements::Txt(path.clone()),
-        capstan_config::Requirements::Pyproject { path, dependencies } => {
-            capstan_venv::Requirements::Packages {
-                source: path.clone(),
-                packages: dependencies.clone(),
-            }
-        }
-        capstan_config::Requirements::None => capstan_venv::Requirements::None,
-    };
-    let spec = capstan_venv::VenvSpec {
-        dir: state.join("venv"),
-        python: app.python.as_deref().unwrap_or("python3"),
-        requirements,
-        app_root: &app.root,
-    };
-    let started = Instant::now();
-    let mut printed = false;
-    let venv = capstan_venv::ensure(&spec, &mut |line: &str| {
-        if !printed {
-            tracing::info!("preparing the app's virtualenv in {}", spec.dir.display());
-            printed = true;
-        }
-        tracing::info!(target: "capstan::output", process = "pip", "{line}");
-    })
-    .await?;
-    if printed {
-        tracing::info!(elapsed = ?started.elapsed(), "virtualenv ready");
-    }
-    Ok(venv)
-}
-
-/// What every process of the app sees: its env settings, with the venv first on PATH.
-fn app_env(app: &App, venv: &capstan_venv::Venv) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> =
-        app.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-    let bin = venv.dir.join("bin");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut paths = vec![bin];
-    paths.extend(std::env::split_paths(&path));
-    if let Ok(joined) = std::env::join_paths(paths) {
-        env.push(("PATH".into(), joined));
-    }
-    env.push(("VIRTUAL_ENV".into(), venv.dir.clone().into()));
-    env
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use crate::slot::{self, SlotCommand};
 use crate::worker::Worker;
 use crate::{BootError, CallError, PoolSpec};
+use capstan_wire::StaticMount;
 
 /// A running pool of Python workers for one app.
 ///
@@ -29,6 +30,8 @@ pub(crate) struct PoolInner {
     commands: Mutex<Vec<mpsc::Sender<SlotCommand>>>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// The static folders worker 1 reported when it first booted.
+    pub static_mounts: OnceLock<Vec<StaticMount>>,
 }
 
 struct State {
@@ -57,6 +60,7 @@ impl Pool {
             slots: Mutex::new(None),
             commands: Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
+            static_mounts: OnceLock::new(),
             spec,
         });
         let mut slots = JoinSet::new();
@@ -152,6 +156,13 @@ impl Pool {
             None => Ok(()),
             Some(error) => Err(error),
         }
+    }
+
+    /// The static folders the app reported when worker 1 first booted
+    /// (Flask's static folders, Django's STATIC_ROOT). Only that worker is
+    /// asked; a later one, even one started by a reload, does not change them.
+    pub fn static_mounts(&self) -> &[StaticMount] {
+        self.inner.static_mounts.get().map_or(&[], Vec::as_slice)
     }
 
     /// The number of workers ready to take requests.

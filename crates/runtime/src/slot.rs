@@ -46,7 +46,7 @@ pub(crate) async fn run(
     let name = format!("web.{index}");
     while !is_stopped(&stop) {
         let started = Instant::now();
-        match boot(&pool, &name).await {
+        match boot(&pool, index, &name).await {
             Ok((child, worker, reader)) => {
                 if let Some(booted) = booted.take() {
                     let _ = booted.send(Ok(()));
@@ -69,7 +69,7 @@ pub(crate) async fn run(
                             tracing::info!(worker = %name, pid = child.pid(), served = worker.served(), "recycling the worker");
                             // Whatever the reason, one replacement at a time.
                             worker.stop_recycling();
-                            match boot(&pool, &name).await {
+                            match boot(&pool, index, &name).await {
                                 Ok(next) => (child, worker) = swap(&pool, (child, worker), next),
                                 Err(error) => {
                                     // Keep the old worker; trying again on every request would spin.
@@ -80,7 +80,7 @@ pub(crate) async fn run(
                         }
                         Some(command) = commands.recv() => {
                             let SlotCommand::Replace { booted, commit } = command;
-                            match boot(&pool, &name).await {
+                            match boot(&pool, index, &name).await {
                                 Ok(next) => {
                                     let _ = booted.send(Ok(()));
                                     if commit.await == Ok(true) {
@@ -184,9 +184,13 @@ async fn retire(
 /// Starts one worker process and waits for its hello.
 async fn boot(
     pool: &PoolInner,
+    index: usize,
     name: &str,
 ) -> Result<(Child, Arc<Worker>, FrameReader), BootError> {
     let spec = &pool.spec;
+    // One worker, the first one, is asked for the app's static folders, once:
+    // the others would only say the same again (and log the same skips).
+    let ask_static = index == 1 && pool.static_mounts.get().is_none();
     let (parent, child_end) =
         socketpair().map_err(|e| BootError::Protocol(format!("socketpair: {e}")))?;
     let mut env: Vec<(OsString, OsString)> = spec.env.clone();
@@ -204,6 +208,10 @@ async fn boot(
         "--name".into(),
         name.into(),
     ];
+    let mut args = args;
+    if ask_static {
+        args.push("--static-mounts".into());
+    }
     let mut child = Child::spawn(Spec {
         name: name.to_owned(),
         program: spec.python.clone().into(),
@@ -238,6 +246,9 @@ async fn boot(
         Ok(Ok(Some(incoming))) => match incoming.frame.kind {
             Kind::Hello => match Hello::parse(&incoming.frame.payload) {
                 Ok(hello) => {
+                    if ask_static {
+                        let _ = pool.static_mounts.set(hello.static_mounts);
+                    }
                     let worker = Worker::new(
                         name.to_owned(),
                         child.pid(),

@@ -5,12 +5,13 @@
 //! The runtime starts each worker as
 //!
 //! ```text
-//! <venv>/bin/python capstan_shim.py --fd N --app module:callable [--threads N] [--root DIR] [--name NAME]
+//! <venv>/bin/python capstan_shim.py --fd N --app module:callable [--threads N] [--root DIR] [--name NAME] [--static-mounts]
 //! ```
 //!
 //! with one end of a Unix socketpair inherited as fd `N`. The shim imports the
 //! app (`module:callable`, `module:factory()` or just `module`), answers HELLO or
-//! BOOT_ERROR (then exits with [`EXIT_BOOT_ERROR`]), and serves the frames of
+//! BOOT_ERROR (then exits with [`EXIT_BOOT_ERROR`]; with `--static-mounts`,
+//! HELLO also lists the static folders the app serves itself), and serves the frames of
 //! `capstan-wire`. Every request gets exactly one terminal frame, RESPONSE_END
 //! or APP_ERROR, even after a CANCEL; SHUTDOWN and end of file exit with 0.
 //!

@@ -15,7 +15,8 @@ pub const MAX_PAYLOAD: u32 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
-    /// worker -> runtime, once after the app imported: `pid \0 python version \0 threads`.
+    /// worker -> runtime, once after the app imported: `pid \0 python version \0 threads`,
+    /// then optionally `\0 url prefix \0 directory` per static folder the app serves.
     Hello = 1,
     /// worker -> runtime, instead of Hello: the traceback text of the failed import.
     BootError = 2,

@@ -22,6 +22,6 @@ pub use error::WireError;
 pub use frame::{
     decode, encode_frame, encode_header, Frame, Kind, HEADER_LEN, MAGIC, MAX_PAYLOAD, VERSION,
 };
-pub use hello::Hello;
+pub use hello::{Hello, StaticMount};
 pub use request::{encode_request, RequestFlags};
 pub use response::{FileRef, ResponseStart};

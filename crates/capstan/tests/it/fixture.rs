@@ -32,40 +32,58 @@ pub fn capstan() -> PathBuf {
 /// capstan's own builder into target/test-venv and reused while it matches.
 pub fn flask_venv() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| shared_venv("test-venv", "examples/hello/requirements.txt"))
+        .clone()
+}
+
+/// A venv with what real apps use (Flask-SQLAlchemy, Flask-Migrate,
+/// Flask-Babel, Django, WhiteNoise; tests/apps/real-apps-requirements.txt),
+/// built once per run into target/test-venv-real-apps like [`flask_venv`].
+pub fn real_apps_venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let root = workspace();
-        let dir = root.join("target/test-venv");
-        fs::create_dir_all(root.join("target")).unwrap();
-        // Test processes may run in parallel (nextest): one builds, the others wait.
-        let lock = fs::File::create(root.join("target/test-venv.lock")).unwrap();
-        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .unwrap();
-        let requirements = root.join("examples/hello/requirements.txt");
-        let target = dir.clone();
-        // Its own thread: the caller may be inside an async test's runtime.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let spec = capstan_venv::VenvSpec {
-                dir: target,
-                python: "python3",
-                requirements: capstan_venv::Requirements::Txt(requirements),
-                app_root: &root,
-            };
-            runtime
-                .block_on(capstan_venv::ensure(&spec, &mut |line: &str| {
-                    eprintln!("pip: {line}")
-                }))
-                .expect("the test venv builds");
-        })
-        .join()
-        .unwrap();
-        dir
+        shared_venv(
+            "test-venv-real-apps",
+            "crates/capstan/tests/apps/real-apps-requirements.txt",
+        )
     })
     .clone()
+}
+
+/// Builds (or reuses, while its stamp matches) target/NAME from a requirements
+/// file of the workspace, under a file lock so parallel test processes build it once.
+fn shared_venv(name: &str, requirements: &str) -> PathBuf {
+    let root = workspace();
+    let dir = root.join("target").join(name);
+    fs::create_dir_all(root.join("target")).unwrap();
+    // Test processes may run in parallel (nextest): one builds, the others wait.
+    let lock = fs::File::create(root.join(format!("target/{name}.lock"))).unwrap();
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let requirements = root.join(requirements);
+    let target = dir.clone();
+    // Its own thread: the caller may be inside an async test's runtime.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spec = capstan_venv::VenvSpec {
+            dir: target,
+            python: "python3",
+            requirements: capstan_venv::Requirements::Txt(requirements),
+            app_root: &root,
+        };
+        runtime
+            .block_on(capstan_venv::ensure(&spec, &mut |line: &str| {
+                eprintln!("pip: {line}")
+            }))
+            .expect("the test venv builds");
+    })
+    .join()
+    .unwrap();
+    dir
 }
 
 /// A port nobody listens on right now.

@@ -13,6 +13,7 @@ mod discovery;
 mod edge;
 mod errors;
 mod limits;
+mod real_apps;
 mod reload;
 mod serving;
 mod supervision;

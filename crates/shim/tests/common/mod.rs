@@ -43,6 +43,8 @@ pub struct Setup {
     pub threads: u32,
     /// Python modules (name without `.py`, source) written next to the test app.
     pub modules: Vec<(String, String)>,
+    /// Pass `--static-mounts`: ask for the app's static folders in HELLO.
+    pub static_mounts: bool,
 }
 
 impl Setup {
@@ -51,11 +53,17 @@ impl Setup {
             app: app.to_owned(),
             threads: 1,
             modules: Vec::new(),
+            static_mounts: false,
         }
     }
 
     pub fn threads(mut self, threads: u32) -> Self {
         self.threads = threads;
+        self
+    }
+
+    pub fn static_mounts(mut self) -> Self {
+        self.static_mounts = true;
         self
     }
 
@@ -90,6 +98,7 @@ impl Setup {
                 .arg("--root")
                 .arg(dir.path())
                 .args(["--name", "test.1"])
+                .args(self.static_mounts.then_some("--static-mounts"))
                 .env("PYTHONUNBUFFERED", "1")
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .stdin(Stdio::null())
