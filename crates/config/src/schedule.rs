@@ -83,7 +83,10 @@ impl Schedule {
         for (i, field) in fields.iter().enumerate() {
             check_field(i, field)?;
         }
-        let cron = parser().parse(&fields.join(" ")).map_err(|e| {
+        // Vixie cron ORs the two day fields only when neither starts with `*`:
+        // `*/2` counts as a star there, and croner would OR it.
+        let star = fields[2].starts_with('*') || fields[4].starts_with('*');
+        let cron = parser(star).parse(&fields.join(" ")).map_err(|e| {
             // Each field passed alone, so what is left is how they combine.
             InvalidSchedule(format!("{text:?} is not a valid schedule: {}", explain(&e)))
         })?;
@@ -135,11 +138,13 @@ impl PartialEq for Schedule {
 
 impl Eq for Schedule {}
 
-/// Five fields exactly, no year: what crontab(5) reads.
-fn parser() -> CronParser {
+/// Five fields exactly, no year: what crontab(5) reads. `dom_and_dow`: a day
+/// must match both day fields (else either, when both are restricted).
+fn parser(dom_and_dow: bool) -> CronParser {
     CronParser::builder()
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
+        .dom_and_dow(dom_and_dow)
         .build()
 }
 
@@ -195,7 +200,7 @@ fn check_field(i: usize, field: &str) -> Result<(), InvalidSchedule> {
     }
     let mut probe = ["*"; 5];
     probe[i] = field;
-    parser()
+    parser(false)
         .parse(&probe.join(" "))
         .map(drop)
         .map_err(|e| bad(explain(&e)))
@@ -343,6 +348,16 @@ mod tests {
         assert_eq!(
             next("0 0 13 * *", "2026-03-01T00:00:00Z"),
             "2026-03-13T00:00:00+00:00"
+        );
+        // A field starting with `*` is a star to Vixie cron: odd days that are
+        // Mondays (the 9th), not odd days or Mondays (the 2nd).
+        assert_eq!(
+            next("0 0 */2 * MON", "2026-03-01T00:00:00Z"),
+            "2026-03-09T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 1-31/2 * MON", "2026-03-01T00:00:00Z"),
+            "2026-03-02T00:00:00+00:00"
         );
     }
 
