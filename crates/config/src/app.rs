@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::names::AppName;
+use crate::schedule::Schedule;
 use crate::wsgi::WsgiTarget;
 
 /// One app directory, loaded and validated by [`load`](crate::load).
@@ -50,6 +51,8 @@ pub struct App {
     pub flaskenv: BTreeMap<String, String>,
     /// Supervised background processes by name (`[processes.x]`, Procfile `worker:`).
     pub processes: BTreeMap<String, Process>,
+    /// Scheduled commands by name (`[cron.x]`).
+    pub cron: BTreeMap<String, CronJob>,
     /// Release commands, run in order by deploy before the new code takes traffic.
     pub release: Vec<String>,
     /// Interpreter used to create the venv, e.g. `python3.11`; `None` means `python3`.
@@ -131,6 +134,42 @@ pub struct StaticRoute {
 pub struct Process {
     /// The command line, run by a shell in the app directory with the app's env.
     pub command: String,
+}
+
+/// A command run on a schedule (`[cron.x]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronJob {
+    /// When it runs, in the server's local time zone, as crontab does.
+    pub schedule: Schedule,
+    /// The command line, run by a shell like a `[processes]` command.
+    pub command: String,
+    /// What a fire does while an earlier run is still going (default skip).
+    pub overlap: Overlap,
+    /// A run past this is stopped, its whole process group (none: never).
+    pub timeout: Option<Duration>,
+}
+
+/// What a cron job's fire does while an earlier run of it is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// This fire is skipped (and counted): a job never has two runs at once.
+    #[default]
+    Skip,
+    /// Another run starts beside the one going.
+    Allow,
+    /// The run going is stopped, then the new one starts.
+    Replace,
+}
+
+impl Overlap {
+    /// How it is written in capstan.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Allow => "allow",
+            Overlap::Replace => "replace",
+        }
+    }
 }
 
 /// Where the app's Python dependencies are listed.
@@ -259,6 +298,7 @@ pub(crate) struct Partial {
     pub static_routes: Option<Vec<StaticRoute>>,
     pub env: BTreeMap<String, String>,
     pub processes: BTreeMap<String, Process>,
+    pub cron: BTreeMap<String, CronJob>,
     pub release: Vec<String>,
     pub python: Option<String>,
     pub venv: Option<PathBuf>,

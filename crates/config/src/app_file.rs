@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::app::{Partial, Process, Web, MAX_WORKERS_OR_THREADS};
+use crate::cron::read_cron;
 use crate::error::ConfigError;
 use crate::http::read_http;
 use crate::names::{check_env_name, check_process_name, normalize_domain, AppName};
@@ -24,6 +25,7 @@ const TOP_KEYS: &[&str] = &[
     "static",
     "release",
     "processes",
+    "cron",
     "health",
     "http",
     "tls",
@@ -128,6 +130,7 @@ fn read_settings(root: &Path, table: &Table<'_>) -> Result<Partial, ConfigError>
             "static" => p.static_routes = Some(read_static(root, &f.table()?)?),
             "release" => p.release = read_release(&f.table()?)?,
             "processes" => p.processes = read_processes(&f.table()?)?,
+            "cron" => p.cron = read_cron(&f.table()?)?,
             "health" => p.health_path = Some(read_health(&f.table()?)?),
             "http" => p.http = read_http(&f.table()?)?,
             "tls" => p.tls = read_tls(root, &f.table()?)?,
@@ -318,6 +321,9 @@ pipeline = 0
 commands = ["flask db upgrade", "flask translate compile"]
 [processes.tasks]
 command = "rq worker microblog-tasks"
+[cron.cleanup]
+schedule = "*/5 * * * *"
+command = "flask cleanup"
 [health]
 path = "/healthz"
 [http]
@@ -352,6 +358,7 @@ DEBUG = false
         );
         assert_eq!(p.release, ["flask db upgrade", "flask translate compile"]);
         assert_eq!(p.processes["tasks"].command, "rq worker microblog-tasks");
+        assert_eq!(p.cron["cleanup"].schedule.as_str(), "*/5 * * * *");
         assert_eq!(p.health_path.as_deref(), Some("/healthz"));
         let nets: Vec<String> = p
             .http
@@ -472,6 +479,16 @@ DEBUG = false
             got.starts_with("pyproject.toml:2: unknown key `nmae` in [tool.capstan]; expected"),
             "{got}"
         );
+        let text =
+            "[tool.capstan.cron.backup]\nschedule = \"@daily\"\ncommand = \"x\"\nevery = 1\n";
+        let got = read_pyproject(&root, text, true).unwrap_err().to_string();
+        assert!(
+            got.starts_with("pyproject.toml:4: unknown key `every` in [tool.capstan.cron.backup]; expected one of: schedule,"),
+            "{got}"
+        );
+        let text = "[tool.capstan.cron.backup]\nschedule = \"@daily\"\ncommand = \"x\"\n";
+        let p = read_pyproject(&root, text, true).unwrap().capstan.unwrap();
+        assert_eq!(p.cron["backup"].command, "x");
         let got = read_pyproject(&root, "[tool]\ncapstan = 1\n", true)
             .unwrap_err()
             .to_string();

@@ -9,6 +9,7 @@
 
 mod app;
 mod app_file;
+mod cron;
 mod discover;
 mod dotenv;
 mod duration;
@@ -23,6 +24,7 @@ mod load;
 mod names;
 mod origin;
 mod procfile;
+mod schedule;
 mod shell_words;
 mod size;
 mod static_routes;
@@ -32,14 +34,15 @@ mod toml_tree;
 mod wsgi;
 
 pub use app::{
-    AcmeChallenge, App, HttpSettings, Process, Requirements, Source, StaticRoute, TlsSettings, Web,
-    DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE,
-    DEFAULT_THREADS, DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
-    MAX_WORKERS_OR_THREADS,
+    AcmeChallenge, App, CronJob, HttpSettings, Overlap, Process, Requirements, Source, StaticRoute,
+    TlsSettings, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_STATIC_MAX_AGE, DEFAULT_THREADS, DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION,
+    LETS_ENCRYPT_STAGING, MAX_WORKERS_OR_THREADS,
 };
 pub use duration::{format_duration, parse_duration, InvalidDuration};
 pub use error::ConfigError;
 pub use load::load;
 pub use names::{check_email, normalize_domain, AppName, InvalidAppName};
+pub use schedule::{InvalidSchedule, Schedule};
 pub use size::{parse_size, InvalidSize};
 pub use wsgi::{InvalidWsgiTarget, WsgiTarget};

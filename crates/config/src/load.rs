@@ -168,6 +168,7 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         env,
         flaskenv,
         processes: partial.processes,
+        cron: partial.cron,
         release: partial.release,
         python: partial.python,
         venv: partial.venv,

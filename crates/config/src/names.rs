@@ -110,6 +110,19 @@ pub(crate) fn check_process_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a cron job name (`[cron.<name>]`); returns the problem.
+pub(crate) fn check_cron_name(name: &str) -> Result<(), String> {
+    // SECURITY: the name becomes the log file name `cron.<name>.log`; no '/', '.', spaces.
+    if is_name(name, true) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid cron job name: use letters, digits, '-' and '_', \
+             starting with a letter or digit, at most 63 characters"
+        ))
+    }
+}
+
 /// Lowercases and checks a domain: a hostname only, no scheme, port, path or wildcard.
 pub fn normalize_domain(input: &str) -> Result<String, String> {
     let hint = |what: &str| {
@@ -219,6 +232,16 @@ mod tests {
         assert!(check_process_name("../x").is_err());
         assert!(check_process_name("a b").is_err());
         assert!(check_process_name("web").unwrap_err().contains("reserved"));
+    }
+
+    #[test]
+    fn cron_names_reject_paths_and_dots() {
+        assert!(check_cron_name("backup").is_ok());
+        assert!(check_cron_name("Nightly_2").is_ok());
+        assert!(check_cron_name("web").is_ok());
+        for bad in ["", "../x", "a.b", "a b", "-a", &"a".repeat(64)] {
+            assert!(check_cron_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
