@@ -128,6 +128,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
 
+    // Cron jobs run in the app's root with the processes' env, as crontab
+    // would run them from there.
+    let cron = (!app.cron.is_empty()).then(|| {
+        tracing::info!(jobs = app.cron.len(), "starting cron jobs");
+        capstan_cron::Scheduler::start(
+            app.cron.clone(),
+            capstan_cron::ShellLauncher {
+                cwd: app.root.clone(),
+                env: env.clone(),
+            },
+        )
+    });
+
     let mut processes = Vec::new();
     for (name, process) in &app.processes {
         processes.push(Supervised::start(ProcessSpec {
@@ -197,6 +210,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let site = Arc::try_unwrap(site).map_err(|_| anyhow!("connections still hold the app"))?;
     if let Backend::Proxy(_, web) = site.backend {
         web.stop().await;
+    }
+    if let Some(cron) = cron {
+        cron.stop(Duration::from_secs(10)).await;
     }
     for process in processes {
         process.stop().await;

@@ -9,6 +9,7 @@ mod acme;
 mod apps;
 mod bodies;
 mod crashes;
+mod cron;
 mod discovery;
 mod edge;
 mod errors;
