@@ -16,6 +16,7 @@ mod proxy;
 mod python_app;
 mod redirect;
 pub mod request_body;
+mod request_rules;
 pub mod server;
 pub mod site;
 pub mod static_files;
