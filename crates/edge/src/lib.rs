@@ -14,6 +14,7 @@ mod errors;
 pub mod forwarded;
 mod proxy;
 mod python_app;
+mod raw_head;
 mod redirect;
 pub mod request_body;
 mod request_rules;

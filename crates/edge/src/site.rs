@@ -75,9 +75,9 @@ impl Site {
             Verdict::Refuse(refusal) => return closing_response(refusal.status, refusal.text),
         }
         // SECURITY: both framings at once is how requests are smuggled past
-        // proxies. hyper's HTTP/1.1 parser already drops the Content-Length,
-        // reads the chunked framing and closes the connection (RFC 9112, 6.3);
-        // this refuses the pair should any transport ever pass both through.
+        // proxies. On HTTP/1 edge::raw_head refuses the pair before hyper
+        // drops the Content-Length (and h2 refuses Transfer-Encoding); this
+        // refuses it should any transport ever pass both through.
         if request.headers().contains_key(header::TRANSFER_ENCODING)
             && request.headers().contains_key(header::CONTENT_LENGTH)
         {

@@ -236,6 +236,24 @@ fn rfc9112_6_1_transfer_encoding_in_http_1_0_gets_400() {
 }
 
 #[test]
+fn rfc9112_6_3_content_length_with_transfer_encoding_gets_400_and_nothing_is_smuggled() {
+    for request in [
+        &b"POST /log HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /log HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"POST /log HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /log HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    ] {
+        assert_refused(request, 400);
+    }
+}
+
+#[test]
+fn rfc9110_8_6_two_equal_content_lengths_get_400() {
+    assert_refused(
+        b"POST /log HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        400,
+    );
+}
+
+#[test]
 fn rfc9110_8_6_two_different_content_lengths_get_400() {
     assert_refused(
         b"POST /log HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
