@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fixture::{app_copy, Opts, Server};
@@ -99,11 +100,21 @@ fn assert_refused(request: &[u8], status: u16) {
 fn assert_app_saw_nothing(server: &Server) {
     // A request that reaches the app after the refused one proves the
     // worker was idle and its output is read: the mark is not in it.
-    let control = exchange(
-        server,
-        b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(control.status(), 200, "{}", control.text());
+    if server.https.is_some() {
+        let control = [
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+            (":path", "/environ"),
+        ];
+        assert_eq!(h2_exchange(server, &control), H2::Status(200));
+    } else {
+        let control = exchange(
+            server,
+            b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(control.status(), 200, "{}", control.text());
+    }
     assert!(!server.stderr().contains(APP_MARK), "{}", server.stderr());
 }
 
@@ -395,4 +406,275 @@ fn rfc9112_6_2_a_body_that_contains_a_content_length_line_is_served_whole() {
     let answer = exchange(&server, request.as_bytes());
     assert_eq!(answer.statuses(), vec![200, 200], "{}", answer.text());
     assert!(answer.text().contains(body), "{}", answer.text());
+}
+
+// HTTP/2, hand-encoded over TLS (ALPN h2): an h2 client will not send a
+// malformed request.
+
+/// How the server met one HTTP/2 request on stream 1.
+#[derive(Debug, PartialEq, Eq)]
+enum H2 {
+    /// A response with this status (those in HPACK's static table).
+    Status(u16),
+    /// A response whose status is not in the static table.
+    OtherStatus,
+    /// RST_STREAM with this error code.
+    Reset(u32),
+    /// GOAWAY with this error code.
+    GoAway(u32),
+    /// The connection ended or went quiet without an answer.
+    Nothing,
+}
+
+const PROTOCOL_ERROR: u32 = 1;
+
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        tokio_rustls::rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// One frame: 3-byte length, type, flags, stream id, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// HPACK literal fields without indexing, no Huffman (RFC 7541, 6.2.2).
+fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        assert!(name.len() < 127 && value.len() < 127);
+        out.push(0x00);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.push(value.len() as u8);
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// Sends one request (END_STREAM) with exactly these fields on stream 1
+/// and says how the server met it.
+fn h2_exchange(server: &Server, fields: &[(&str, &str)]) -> H2 {
+    use tokio_rustls::rustls;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+    .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(server.https.unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    request.extend(frame(4, 0, 0, &[]));
+    request.extend(frame(1, 0x5, 1, &hpack(fields)));
+    tls.write_all(&request).unwrap();
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        // Whole frames first.
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, stream) = (
+                buf[3],
+                u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+            );
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            let code = |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().unwrap());
+            match (kind, stream) {
+                (1, 1) => {
+                    // The first field is :status: indexed 0x88.. in the static table.
+                    let statuses = [200, 204, 206, 304, 400, 404, 500];
+                    return match payload.first() {
+                        Some(&b) if (0x88..=0x8e).contains(&b) => {
+                            H2::Status(statuses[usize::from(b - 0x88)])
+                        }
+                        _ => H2::OtherStatus,
+                    };
+                }
+                (3, 1) => return H2::Reset(code(0)),
+                (7, _) => return H2::GoAway(code(4)),
+                _ => {}
+            }
+        }
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => return H2::Nothing,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn tls_probe() -> (tempfile::TempDir, Server) {
+    let app = app_copy("probe");
+    let mut opts = Opts::tls();
+    opts.args = vec!["--workers".into(), "1".into()];
+    let server = Server::start(app.path(), opts);
+    (app, server)
+}
+
+/// The fields of a valid GET /log over HTTPS, with `extra` after them.
+fn h2_get<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "localhost"),
+        (":path", "/log"),
+    ];
+    fields.extend_from_slice(extra);
+    fields
+}
+
+/// The h2 request is refused as `expected` says and the app saw nothing.
+fn assert_h2_refused(fields: &[(&str, &str)], expected: &[H2]) {
+    let (_app, server) = tls_probe();
+    let outcome = h2_exchange(&server, fields);
+    assert!(expected.contains(&outcome), "{outcome:?} for {fields:?}");
+    assert_app_saw_nothing(&server);
+}
+
+#[test]
+fn rfc9113_8_3_1_a_valid_request_with_a_matching_host_is_served() {
+    let (_app, server) = tls_probe();
+    assert_eq!(h2_exchange(&server, &h2_get(&[])), H2::Status(200));
+    assert_eq!(
+        h2_exchange(&server, &h2_get(&[("host", "LOCALHOST")])),
+        H2::Status(200)
+    );
+    assert!(server.wait_for_stderr(APP_MARK, Duration::from_secs(5)));
+}
+
+#[test]
+fn rfc9113_8_3_1_a_host_that_disagrees_with_authority_gets_400() {
+    assert_h2_refused(&h2_get(&[("host", "other.example")]), &[H2::Status(400)]);
+}
+
+#[test]
+fn rfc9113_8_3_1_two_host_fields_get_400() {
+    assert_h2_refused(
+        &h2_get(&[("host", "localhost"), ("host", "localhost")]),
+        &[H2::Status(400)],
+    );
+}
+
+#[test]
+fn rfc9113_8_2_2_connection_specific_fields_are_a_protocol_error() {
+    for field in [
+        ("connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("te", "gzip"),
+        ("upgrade", "websocket"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+    ] {
+        assert_h2_refused(
+            &h2_get(&[field]),
+            &[H2::Reset(PROTOCOL_ERROR), H2::GoAway(PROTOCOL_ERROR)],
+        );
+    }
+}
+
+#[test]
+fn rfc9113_8_2_2_te_trailers_is_allowed() {
+    let (_app, server) = tls_probe();
+    assert_eq!(
+        h2_exchange(&server, &h2_get(&[("te", "trailers")])),
+        H2::Status(200)
+    );
+}
+
+#[test]
+fn rfc9113_8_3_a_repeated_pseudo_header_is_a_protocol_error() {
+    let mut fields = h2_get(&[]);
+    fields.push((":path", "/other"));
+    assert_h2_refused(
+        &fields,
+        &[H2::Reset(PROTOCOL_ERROR), H2::GoAway(PROTOCOL_ERROR)],
+    );
+}
+
+#[test]
+fn rfc9113_8_3_a_pseudo_header_after_a_regular_field_is_a_protocol_error() {
+    let fields = [
+        (":method", "GET"),
+        (":scheme", "https"),
+        ("x-a", "1"),
+        (":authority", "localhost"),
+        (":path", "/log"),
+    ];
+    assert_h2_refused(
+        &fields,
+        &[H2::Reset(PROTOCOL_ERROR), H2::GoAway(PROTOCOL_ERROR)],
+    );
+}
+
+#[test]
+fn rfc9113_8_2_an_uppercase_field_name_is_a_protocol_error() {
+    assert_h2_refused(
+        &h2_get(&[("X-Upper", "1")]),
+        &[H2::Reset(PROTOCOL_ERROR), H2::GoAway(PROTOCOL_ERROR)],
+    );
+}
+
+#[test]
+fn rfc9113_8_3_1_a_request_without_authority_or_host_gets_400() {
+    let fields = [(":method", "GET"), (":scheme", "https"), (":path", "/log")];
+    assert_h2_refused(&fields, &[H2::Status(400)]);
 }
