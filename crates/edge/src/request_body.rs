@@ -94,7 +94,7 @@ where
                     .trailers_ref()
                     .and_then(crate::request_rules::forbidden_trailer)
                 {
-                    return Err(closing_response(refusal.status, refusal.text));
+                    return Err(refusal.response());
                 }
                 continue;
             }

@@ -19,6 +19,22 @@ pub struct Refusal {
     pub text: &'static str,
 }
 
+impl Refusal {
+    /// The response: the text, `Connection: close` (after a refused request
+    /// nothing else on the connection can be trusted), and for 405 the
+    /// methods the edge does pass on (RFC 9110, 15.5.6: Allow is required).
+    pub fn response(self) -> http::Response<crate::body::Body> {
+        let mut response = crate::errors::closing_response(self.status, self.text);
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+        }
+        response
+    }
+}
+
 const fn refuse(status: StatusCode, text: &'static str) -> Refusal {
     Refusal { status, text }
 }

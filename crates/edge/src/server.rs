@@ -21,7 +21,6 @@ use tower_http::compression::CompressionLayer;
 use crate::access_log::{Entry, Logged};
 use crate::compression::Compressible;
 use crate::environ::Connection;
-use crate::errors::closing_response;
 use crate::raw_head;
 use crate::site::Site;
 
@@ -165,7 +164,7 @@ async fn serve_connection<S>(
                 let site = Arc::clone(&site);
                 async move {
                     Ok::<_, Infallible>(match refusal {
-                        Some(refusal) => closing_response(refusal.status, refusal.text),
+                        Some(refusal) => refusal.response(),
                         None => site.handle(request, conn).await,
                     })
                 }

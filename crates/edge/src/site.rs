@@ -72,7 +72,7 @@ impl Site {
         match request_rules::check(&mut request) {
             Verdict::Serve => {}
             Verdict::ServerOptions => return server_options(),
-            Verdict::Refuse(refusal) => return closing_response(refusal.status, refusal.text),
+            Verdict::Refuse(refusal) => return refusal.response(),
         }
         // SECURITY: both framings at once is how requests are smuggled past
         // proxies. On HTTP/1 edge::raw_head refuses the pair before hyper

@@ -207,10 +207,19 @@ fn rfc9112_3_2_4_an_asterisk_target_on_get_gets_400() {
 }
 
 #[test]
-fn rfc9110_9_3_6_connect_gets_405_instead_of_a_closed_connection() {
-    assert_refused(
-        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-        405,
+fn rfc9110_9_3_6_connect_gets_405_with_allow_instead_of_a_closed_connection() {
+    let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    assert_refused(request, 405);
+    let (_app, server) = probe();
+    let answer = exchange(&server, request);
+    // RFC 9110, 15.5.6: a 405 says which methods are allowed.
+    assert!(
+        answer
+            .text()
+            .to_ascii_lowercase()
+            .contains("\r\nallow: get, head, post"),
+        "{}",
+        answer.text()
     );
 }
 
