@@ -2,7 +2,7 @@
 //!
 //! Listeners accept TCP (and TLS) connections and serve HTTP/1.1 and HTTP/2
 //! with hyper ([`server`]). Each request goes through one pipeline
-//! ([`site::Site::handle`]): Host check, HTTPS redirect, static files or the
+//! ([`site::Site::handle`]): the RFCs' request rules, HTTPS redirect, static files or the
 //! app (a Python worker pool or a proxied command), HSTS; around it,
 //! compression and the access log.
 

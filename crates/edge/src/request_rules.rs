@@ -198,10 +198,11 @@ fn h2_target<B>(request: &Request<B>) -> Result<Verdict, Refusal> {
         // RFC 9113, 8.3.1: a Host that names another entity than
         // :authority makes the request malformed.
         (Some(authority), Some(host))
-            if !authority
-                .as_str()
-                .as_bytes()
-                .eq_ignore_ascii_case(host.as_bytes()) =>
+            if !same_entity(
+                authority.as_str().as_bytes(),
+                host.as_bytes(),
+                request.uri().scheme_str(),
+            ) =>
         {
             Err(bad("The Host header disagrees with :authority."))
         }
@@ -210,6 +211,20 @@ fn h2_target<B>(request: &Request<B>) -> Result<Verdict, Refusal> {
         }
         _ => Ok(Verdict::Serve),
     }
+}
+
+/// Whether two authorities name one entity: equal but for case, or for the
+/// scheme's default port written out (RFC 9110, 4.2.3).
+fn same_entity(a: &[u8], b: &[u8], scheme: Option<&str>) -> bool {
+    let default_port: &[u8] = match scheme {
+        Some("http") => b":80",
+        _ => b":443",
+    };
+    let bare = |x: &[u8]| -> Vec<u8> {
+        let x = x.strip_suffix(default_port).unwrap_or(x);
+        x.to_ascii_lowercase()
+    };
+    bare(a) == bare(b)
 }
 
 /// RFC 9112, 3.2 and RFC 3986, 3.2.2-3.2.3: `host [":" port]`, where host is
@@ -223,10 +238,11 @@ fn valid_host(host: &[u8]) -> bool {
         };
         let literal = &rest[..end];
         let after = &rest[end + 1..];
+        // IPv6 (with a zone, RFC 6874) or IPvFuture: the characters they may use.
         let valid_literal = !literal.is_empty()
             && literal
                 .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                .all(|&b| b.is_ascii_alphanumeric() || b":._~%-!$&'()*+,;=".contains(&b));
         if !valid_literal {
             return false;
         }
@@ -295,6 +311,7 @@ mod tests {
             "127.0.0.1:80",
             "[::1]",
             "[::1]:443",
+            "[fe80::1%25eth0]:8080",
             "xn--bcher-kva.example",
             "a%20b",
             "",
@@ -315,6 +332,26 @@ mod tests {
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad} is invalid");
         }
+    }
+
+    #[test]
+    fn a_default_port_written_out_names_the_same_entity() {
+        assert!(same_entity(
+            b"Example.com",
+            b"example.com:443",
+            Some("https")
+        ));
+        assert!(same_entity(b"example.com:80", b"example.com", Some("http")));
+        assert!(!same_entity(
+            b"example.com",
+            b"example.com:8443",
+            Some("https")
+        ));
+        assert!(!same_entity(
+            b"example.com",
+            b"other.example",
+            Some("https")
+        ));
     }
 
     #[test]
