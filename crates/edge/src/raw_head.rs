@@ -332,6 +332,39 @@ GET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n";
     }
 
     #[test]
+    fn a_mutated_stream_gets_the_same_verdicts_however_it_is_split_and_never_panics() {
+        // A small LCG: deterministic, so a failure reproduces.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        let alphabet = b"\r\n:0123456789abcdefxX ;,\t-Content-Length Transfer-Encoding chunked";
+        for _ in 0..5000 {
+            let mut stream = PIPELINE.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % stream.len();
+                match next() % 3 {
+                    0 => stream[at] = alphabet[next() % alphabet.len()],
+                    1 => stream.insert(at, alphabet[next() % alphabet.len()]),
+                    _ => {
+                        stream.remove(at);
+                    }
+                }
+            }
+            let whole = verdicts(&stream, stream.len());
+            for step in [1, 2, 5, 13] {
+                assert_eq!(
+                    verdicts(&stream, step),
+                    whole,
+                    "step {step}: {:?}",
+                    String::from_utf8_lossy(&stream)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn both_framings_are_refused_in_either_order() {
         for head in [
             &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
