@@ -172,6 +172,16 @@ fn rfc9112_5_1_whitespace_between_a_field_name_and_its_colon_gets_400() {
 }
 
 #[test]
+fn rfc9112_2_2_whitespace_before_the_first_field_gets_400() {
+    assert_refused(b"GET /log HTTP/1.1\r\n Host: x\r\nHost: x\r\n\r\n", 400);
+}
+
+#[test]
+fn rfc9112_2_2_a_bare_cr_in_a_field_value_gets_400() {
+    assert_refused(b"GET /log HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400);
+}
+
+#[test]
 fn rfc9112_5_2_obsolete_line_folding_gets_400() {
     assert_refused(
         b"GET /log HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n",
