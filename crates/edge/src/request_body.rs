@@ -87,8 +87,17 @@ where
                 return Err(bad_request("The request body could not be read."));
             }
         };
-        let Ok(data) = frame.into_data() else {
-            continue;
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Some(refusal) = frame
+                    .trailers_ref()
+                    .and_then(crate::request_rules::forbidden_trailer)
+                {
+                    return Err(refusal.response());
+                }
+                continue;
+            }
         };
         match &mut sink {
             Sink::Memory(chunks) if chunks.is_empty() && http_body::Body::is_end_stream(&*body) => {

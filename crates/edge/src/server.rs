@@ -21,6 +21,7 @@ use tower_http::compression::CompressionLayer;
 use crate::access_log::{Entry, Logged};
 use crate::compression::Compressible;
 use crate::environ::Connection;
+use crate::raw_head;
 use crate::site::Site;
 
 /// How long a client gets to finish its TLS handshake.
@@ -148,15 +149,25 @@ async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let h2 = h2 == Some(true);
+    // HTTP/1: the raw heads are watched for what hyper's parser hides.
+    let (stream, verdicts) = raw_head::Watched::new(stream, !h2);
+    let verdicts = (!h2).then_some(verdicts);
     let compression = CompressionLayer::new().compress_when(Compressible);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let site = Arc::clone(&site);
         let compression = compression.clone();
+        let refusal = verdicts.as_ref().and_then(raw_head::Verdicts::next);
         async move {
             let entry = options.access_log.then(|| entry_for(&request, &conn));
             let app = tower::service_fn(move |request: Request<Incoming>| {
                 let site = Arc::clone(&site);
-                async move { Ok::<_, Infallible>(site.handle(request, conn).await) }
+                async move {
+                    Ok::<_, Infallible>(match refusal {
+                        Some(refusal) => refusal.response(),
+                        None => site.handle(request, conn).await,
+                    })
+                }
             });
             let response = if options.compression {
                 tower::Layer::layer(&compression, app)
@@ -181,7 +192,7 @@ async fn serve_connection<S>(
     // No protocol sniffing: plain listeners speak HTTP/1.1 (as nginx's do), TLS
     // ones what ALPN chose. Sniffing would wrap the socket in a type that hides
     // vectored writes, and every body would be copied into the header buffer.
-    let result = if h2 == Some(true) {
+    let result = if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new()).max_concurrent_streams(250);
         watcher.watch(builder.serve_connection(io, service)).await

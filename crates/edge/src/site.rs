@@ -15,6 +15,7 @@ use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
 use crate::request_body::{self, BodyLimits, BODY_MEMORY_LIMIT};
+use crate::request_rules::{self, Verdict};
 use crate::static_files::StaticFiles;
 use crate::tls::CertStore;
 
@@ -60,23 +61,23 @@ impl Site {
     /// Answers one request.
     pub async fn handle<B>(
         self: &Arc<Self>,
-        request: Request<B>,
+        mut request: Request<B>,
         conn: Connection,
     ) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        // 0. HTTP/1.1 requires a Host header (RFC 9112, 3.2).
-        if request.version() == http::Version::HTTP_11
-            && !request.headers().contains_key(header::HOST)
-        {
-            return bad_request("A Host header is required.");
+        // 0. What RFC 9110/9112/9113 make a server refuse (edge::request_rules).
+        match request_rules::check(&mut request) {
+            Verdict::Serve => {}
+            Verdict::ServerOptions => return server_options(),
+            Verdict::Refuse(refusal) => return refusal.response(),
         }
         // SECURITY: both framings at once is how requests are smuggled past
-        // proxies. hyper's HTTP/1.1 parser already drops the Content-Length,
-        // reads the chunked framing and closes the connection (RFC 9112, 6.3);
-        // this refuses the pair should any transport ever pass both through.
+        // proxies. On HTTP/1 edge::raw_head refuses the pair before hyper
+        // drops the Content-Length (and h2 refuses Transfer-Encoding); this
+        // refuses it should any transport ever pass both through.
         if request.headers().contains_key(header::TRANSFER_ENCODING)
             && request.headers().contains_key(header::CONTENT_LENGTH)
         {
@@ -171,6 +172,15 @@ impl Site {
         });
         host.is_some_and(|host| certs.is_trusted(host))
     }
+}
+
+/// `OPTIONS *` asks about the server as a whole (RFC 9110, 9.3.7): 200, no body.
+fn server_options() -> Response<Body> {
+    let mut response = Response::new(crate::body::empty());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
 }
 
 fn add_hsts(response: &mut Response<Body>) {

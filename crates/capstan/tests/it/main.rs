@@ -8,6 +8,7 @@ mod pebble;
 mod acme;
 mod apps;
 mod bodies;
+mod conformance;
 mod crashes;
 mod cron;
 mod discovery;
