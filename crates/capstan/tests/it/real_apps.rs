@@ -480,3 +480,104 @@ async fn a_startproject_django_site_has_its_admin_css_served_by_the_front_after_
     let expected = std::fs::read(site.path().join("staticfiles/admin/css/base.css")).unwrap();
     assert_eq!(css.bytes().await.unwrap(), expected);
 }
+
+// ---- The tutorial as it is, with no capstan file ----
+
+/// The microblog copy as the tutorial has it: `.flaskenv` naming the app and
+/// asking for debug, no capstan.toml.
+fn tutorial_without_an_app_file() -> tempfile::TempDir {
+    let app = app_copy("microblog");
+    std::fs::remove_file(app.path().join("capstan.toml")).unwrap();
+    std::fs::write(
+        app.path().join(".flaskenv"),
+        "FLASK_APP=microblog.py\nFLASK_DEBUG=1\n",
+    )
+    .unwrap();
+    app
+}
+
+#[tokio::test]
+async fn the_tutorial_with_only_flaskenv_is_found_migrated_by_exec_and_served_without_debug() {
+    let app = tutorial_without_an_app_file();
+    let venv = real_apps_venv();
+    let upgrade = exec(app.path(), &venv, &["flask", "db", "upgrade"]);
+    assert_eq!(
+        upgrade.code,
+        Some(0),
+        "{}{}",
+        upgrade.stdout,
+        upgrade.stderr
+    );
+
+    let server = Server::start(app.path(), with_venv(&venv));
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("serving microblog:app, named by FLASK_APP in .flaskenv"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(".flaskenv sets FLASK_DEBUG=1, which is not applied to the web processes"),
+        "no debug warning:\n{stderr}"
+    );
+    // The table the migration made is there.
+    let response = client()
+        .post(server.url("/posts"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // .flaskenv named the app but does not reach the workers.
+    let env: serde_json::Value = client()
+        .get(server.url("/env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(env["debug"], false, "{env}");
+    assert_eq!(env["FLASK_DEBUG"], serde_json::Value::Null, "{env}");
+    assert_eq!(env["FLASK_APP"], serde_json::Value::Null, "{env}");
+    // Flask's own static folder comes from the front.
+    let css = client()
+        .get(server.url("/static/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
+}
+
+#[tokio::test]
+async fn the_tutorials_procfile_line_migrates_before_capstan_serves_in_place_of_gunicorn() {
+    let app = tutorial_without_an_app_file();
+    std::fs::write(
+        app.path().join("Procfile"),
+        "web: flask db upgrade; gunicorn -w 2 microblog:app\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        app.path(),
+        Opts {
+            own_workers: true,
+            ..with_venv(&real_apps_venv())
+        },
+    );
+    let stderr = server.stderr();
+    let release = stderr
+        .find("release: `flask db upgrade` done")
+        .unwrap_or_else(|| panic!("the web line's step did not run first:\n{stderr}"));
+    assert!(
+        release < stderr.find("starting workers").unwrap(),
+        "{stderr}"
+    );
+    assert!(stderr.contains("workers=2"), "{stderr}");
+    let response = client()
+        .post(server.url("/posts"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

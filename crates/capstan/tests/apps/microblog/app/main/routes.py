@@ -1,6 +1,6 @@
 import os
 
-from flask import request
+from flask import current_app, request
 
 from app import db
 from app.main import bp
@@ -22,4 +22,9 @@ def add_post():
 
 @bp.route("/env")
 def env():
-    return {"cwd": os.getcwd(), "FLASK_APP": os.environ.get("FLASK_APP")}
+    return {
+        "cwd": os.getcwd(),
+        "FLASK_APP": os.environ.get("FLASK_APP"),
+        "FLASK_DEBUG": os.environ.get("FLASK_DEBUG"),
+        "debug": current_app.debug,
+    }
