@@ -38,10 +38,20 @@ pub fn routes(app: &App, reported: &[StaticMount]) -> Vec<StaticRoute> {
             .iter()
             .find(|r| r.url_prefix.trim_end_matches('/') == prefix)
         {
-            skip(&format!(
-                "the app file serves that prefix from {}",
-                shown(&app.root, &route.dir)
-            ));
+            // The same folder twice is no news; another folder is worth a line.
+            let reported_dir = mount
+                .dir
+                .canonicalize()
+                .unwrap_or_else(|_| mount.dir.clone());
+            if reported_dir != route.dir {
+                tracing::info!(
+                    "the app serves {} from {}, but the app file serves that prefix from {}, \
+                     which wins",
+                    mount.url_prefix,
+                    shown(&app.root, &reported_dir),
+                    shown(&app.root, &route.dir)
+                );
+            }
             continue;
         }
         let dir = match mount.dir.canonicalize() {
