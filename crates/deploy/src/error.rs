@@ -53,6 +53,16 @@ pub enum DeployError {
         /// What git printed on stderr, trimmed.
         stderr: String,
     },
+    /// The commit a hook was handed is not visible to git.
+    #[error(
+        "the pushed commit {sha} is not visible to git: a pre-receive hook must run git \
+         with the environment git gave it (GIT_OBJECT_DIRECTORY, \
+         GIT_ALTERNATE_OBJECT_DIRECTORIES and GIT_QUARANTINE_PATH point at the push's objects)"
+    )]
+    PushedCommitMissing {
+        /// The commit.
+        sha: String,
+    },
     /// A release number that no kept release has.
     #[error("{app} has no release {number}; `capstan releases {app}` lists the ones kept")]
     NoSuchRelease {

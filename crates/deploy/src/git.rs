@@ -82,7 +82,7 @@ impl Git {
     /// Writes the tree of `sha` into `dest` (which must not exist yet), exactly as
     /// committed: file bytes, the executable bit and symlinks.
     ///
-    /// `read-tree` into a private index file, then `checkout-index --prefix`:
+    /// `read-tree` into a private index file, then `checkout-index` with the release folder as work tree:
     /// the repository's own index is never touched (two deploys cannot race on
     /// it), no ref is updated (refused inside the quarantine), and unlike
     /// `git archive` no `export-ignore`/`export-subst` attribute changes what
@@ -95,17 +95,14 @@ impl Git {
             read.env("GIT_INDEX_FILE", index)
                 .args(["read-tree", sha.as_str()]);
             output(&mut read, &["read-tree", sha.as_str()])?;
-            let mut prefix = dest.as_os_str().to_owned();
-            prefix.push("/");
+            // checkout-index writes into the work tree; the bare repository has
+            // none, so the release folder is given as one for this command.
             let mut check = self.command();
             check
                 .env("GIT_INDEX_FILE", index)
-                .args(["checkout-index", "--all", "--force"])
-                .arg({
-                    let mut arg = std::ffi::OsString::from("--prefix=");
-                    arg.push(&prefix);
-                    arg
-                });
+                .arg("--work-tree")
+                .arg(dest)
+                .args(["checkout-index", "--all", "--force"]);
             output(&mut check, &["checkout-index", "--all"])?;
             Ok(())
         })();
@@ -119,6 +116,18 @@ impl Git {
     /// ("shallow update not allowed"), so the hook must look before it deploys.
     /// `Err` carries git's words about what is missing.
     pub(crate) fn history_is_complete(&self, sha: &Oid) -> Result<Result<(), String>, DeployError> {
+        // The commit itself must be there; if it is not, git was not given the
+        // push's quarantine, which is a fault of the hook, not of the push.
+        let mut exists = self.command();
+        exists.args(["cat-file", "-e", &format!("{sha}^{{commit}}")]);
+        let out = exists
+            .output()
+            .map_err(|source| DeployError::GitMissing { source })?;
+        if !out.status.success() {
+            return Err(DeployError::PushedCommitMissing {
+                sha: sha.to_string(),
+            });
+        }
         let mut cmd = self.command();
         // With receive.shallowUpdate, git hands the hook the client's shallow
         // boundary in GIT_SHALLOW_FILE, which would make the walk stop early.
