@@ -145,4 +145,17 @@ mod tests {
         drop(first);
         DeployLock::acquire(&app, "bbbbbbb").unwrap();
     }
+
+    #[test]
+    fn a_holder_that_has_not_written_its_name_yet_is_just_starting() {
+        let root = tempfile::tempdir().unwrap();
+        let app = AppDir::create(root.path(), &AppName::new("blog").unwrap()).unwrap();
+        let _first = DeployLock::acquire(&app, "a1b2c3d").unwrap();
+        fs::write(app.lock_file(), "").unwrap();
+        let err = DeployLock::acquire(&app, "bbbbbbb").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a deploy of blog is running (it is just starting); wait for it to end and push again"
+        );
+    }
 }

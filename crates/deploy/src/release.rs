@@ -113,8 +113,11 @@ pub struct Releases {
 }
 
 /// A release being built: its folder is writable until [`Building::finish`]
-/// seals it. Build commands run in [`Building::dir`].
+/// seals it. Build commands run in [`Building::dir`]. Dropped without
+/// `finish` or `fail` (or with its process killed), it stays `building` until
+/// the next [`Releases::begin`] records it as abandoned.
 #[derive(Debug)]
+#[must_use = "a release being built must end with finish() or fail()"]
 pub struct Building {
     app: AppDir,
     id: ReleaseId,
@@ -133,6 +136,7 @@ impl Releases {
     /// pre-receive hook `git` must carry the hook's environment (the quarantine).
     pub fn begin(&self, _lock: &DeployLock, git: &Git, sha: &Oid) -> Result<Building, DeployError> {
         let commit = git.commit(sha)?;
+        self.end_abandoned()?;
         let number = self.allocate()?;
         let id = ReleaseId {
             number,
@@ -309,6 +313,24 @@ impl Releases {
         let releases = self.app.releases();
         capstan_fsutil::sync_dir(&releases).map_err(|e| DeployError::io("sync", &releases, e))?;
         Ok(deleted)
+    }
+
+    /// Records every release still `building` as failed and deletes its
+    /// half-built folder. Called with the lock held, so no build is running:
+    /// these are left by a deploy that was killed.
+    fn end_abandoned(&self) -> Result<(), DeployError> {
+        for info in self.list()? {
+            if info.record.status != ReleaseStatus::Building {
+                continue;
+            }
+            let mut record = info.record;
+            record.status = ReleaseStatus::Failed;
+            record.failure = Some("abandoned: the deploy building it was stopped".into());
+            write_record(&self.app.release_record(&info.id), &record)?;
+            let dir = self.app.release(&info.id);
+            readonly::remove(&dir).map_err(|e| DeployError::io("delete", &dir, e))?;
+        }
+        Ok(())
     }
 
     fn find(&self, number: u64) -> Result<ReleaseInfo, DeployError> {

@@ -129,3 +129,104 @@ fn retention_keeps_the_newest_the_live_one_and_the_one_before_it() {
         pushed.output
     );
 }
+
+#[test]
+fn a_build_left_by_a_killed_deploy_is_recorded_as_abandoned_by_the_next_one() {
+    let f = Fixture::new(&[]);
+    let sha = f.commit(&[("app.py", "v = 1\n")], "One");
+    assert!(f.push("main").ok);
+    let releases = Releases::open(&f.app);
+    {
+        // A deploy that checked out release 2 and was stopped before it ended.
+        let lock = DeployLock::acquire(&f.app, "a1b2c3d").unwrap();
+        let oid = capstan_deploy::Oid::new(&sha).unwrap();
+        let building = releases.begin(&lock, f.repo.git(), &oid).unwrap();
+        assert!(building.dir().join("app.py").exists());
+        std::mem::forget(building);
+    }
+    assert_eq!(
+        releases.list().unwrap()[0].record.status,
+        ReleaseStatus::Building
+    );
+
+    f.commit(&[("app.py", "v = 3\n")], "Three");
+    let pushed = f.push("main");
+    assert!(pushed.ok, "{}", pushed.output);
+    assert!(
+        pushed.output.contains("remote: release 3 is live"),
+        "{}",
+        pushed.output
+    );
+    let abandoned = releases
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id.number == 2)
+        .unwrap();
+    assert_eq!(abandoned.record.status, ReleaseStatus::Failed);
+    assert_eq!(
+        abandoned.record.failure.as_deref(),
+        Some("abandoned: the deploy building it was stopped")
+    );
+    assert!(!f.app.release(&abandoned.id).exists());
+}
+
+#[test]
+fn a_rollback_before_any_deploy_says_to_push_first() {
+    let f = Fixture::new(&[]);
+    let err = Releases::open(&f.app).rollback_target(None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "blog has no live release yet; push the deploy branch first"
+    );
+}
+
+#[test]
+fn a_damaged_release_record_is_named_with_what_to_do() {
+    let f = Fixture::new(&[]);
+    f.commit(&[("app.py", "v = 1\n")], "One");
+    assert!(f.push("main").ok);
+    let releases = Releases::open(&f.app);
+    let id = releases.list().unwrap()[0].id.clone();
+    std::fs::write(f.app.release_record(&id), "{ not json").unwrap();
+    let err = releases.list().unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "the release record {} is damaged (",
+            f.app.release_record(&id).display()
+        )),
+        "{err}"
+    );
+    assert!(err.ends_with("); move it away and try again"), "{err}");
+}
+
+#[test]
+fn a_hook_on_a_machine_without_git_says_to_install_it() {
+    let f = Fixture::new(&[]);
+    let sha = f.commit(&[("app.py", "v = 1\n")], "One");
+    let mut child = std::process::Command::new(crate::fixture::example())
+        .arg("hook")
+        .env("CAPSTAN_ROOT", f.root())
+        .env("CAPSTAN_APP", "blog")
+        .env("PATH", f.dir.path().join("no-bin"))
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let line = format!("{} {sha} refs/heads/main\n", "0".repeat(40));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(line.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not run git (")
+            && stderr.contains("); install it (Debian: `apt install git`) and try again"),
+        "{stderr}"
+    );
+}
