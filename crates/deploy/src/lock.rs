@@ -53,6 +53,7 @@ pub enum LockError {
 pub struct DeployLock {
     _file: Flock<File>,
     holder: Holder,
+    app: PathBuf,
 }
 
 impl DeployLock {
@@ -97,12 +98,19 @@ impl DeployLock {
         Ok(DeployLock {
             _file: file,
             holder,
+            app: app.path().to_owned(),
         })
     }
 
     /// Who holds it: this process.
     pub fn holder(&self) -> &Holder {
         &self.holder
+    }
+
+    /// Panics unless this is `app`'s lock: a change to one app's releases
+    /// under another app's lock is a bug, not a condition to handle.
+    pub(crate) fn assert_for(&self, app: &AppDir) {
+        assert_eq!(self.app, app.path(), "the deploy lock of another app");
     }
 }
 

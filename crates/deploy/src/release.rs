@@ -134,7 +134,8 @@ impl Releases {
     /// Starts release `n` (the next number) of commit `sha`: writes its record
     /// as building and checks the commit's tree out into its folder. Inside a
     /// pre-receive hook `git` must carry the hook's environment (the quarantine).
-    pub fn begin(&self, _lock: &DeployLock, git: &Git, sha: &Oid) -> Result<Building, DeployError> {
+    pub fn begin(&self, lock: &DeployLock, git: &Git, sha: &Oid) -> Result<Building, DeployError> {
+        lock.assert_for(&self.app);
         let commit = git.commit(sha)?;
         self.end_abandoned()?;
         let number = self.allocate()?;
@@ -212,7 +213,8 @@ impl Releases {
     /// Makes `number` the live release: `current.tmp` is made pointing at it and
     /// renamed over `current`, so `current` always names a complete release and
     /// a reader sees the old one or the new one. Only a ready release can go live.
-    pub fn activate(&self, _lock: &DeployLock, number: u64) -> Result<ReleaseId, DeployError> {
+    pub fn activate(&self, lock: &DeployLock, number: u64) -> Result<ReleaseId, DeployError> {
+        lock.assert_for(&self.app);
         let info = self.find(number)?;
         if info.record.status != ReleaseStatus::Ready {
             return Err(DeployError::NotBuilt {
@@ -279,7 +281,8 @@ impl Releases {
     /// built one before it, and the records of failed builds newer than the
     /// oldest release kept; deletes the rest (folder and record). Returns what
     /// it deleted, oldest first. The live release is never deleted.
-    pub fn prune(&self, _lock: &DeployLock, keep: usize) -> Result<Vec<ReleaseId>, DeployError> {
+    pub fn prune(&self, lock: &DeployLock, keep: usize) -> Result<Vec<ReleaseId>, DeployError> {
+        lock.assert_for(&self.app);
         let list = self.list()?;
         let live = list.iter().find(|r| r.live).map(|r| r.id.number);
         let ready: Vec<&ReleaseInfo> = list
