@@ -120,6 +120,22 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// Sealed release folders are 0555: as a user other than root the temp
+    /// folder could not be removed without making them writable again.
+    fn drop(&mut self) {
+        fn unseal(dir: &Path) {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    unseal(&entry.path());
+                }
+            }
+        }
+        unseal(&self.app.releases());
+    }
+}
+
 pub fn commit_in(f: &Fixture, client: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (name, content) in files {
         let (name, exec) = match name.strip_suffix('*') {
