@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -239,17 +238,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
         path: path.to_owned(),
         source,
     };
-    let temp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(io)?;
-    file.write_all(contents).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    fs::rename(&temp, path).map_err(io)
+    capstan_fsutil::write_atomic(path, contents, 0o600).map_err(io)
 }
 
 #[cfg(test)]

@@ -18,10 +18,9 @@
 //! Architecture Invariant: this crate does no process management and no
 //! socket I/O; it only owns the Python source and how it lands on disk.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The shim's Python source.
 pub const SOURCE: &str = include_str!("../capstan_shim.py");
@@ -43,23 +42,8 @@ pub fn write_to(dir: &Path) -> io::Result<PathBuf> {
     if fs::read(&path).is_ok_and(|existing| existing == SOURCE.as_bytes()) {
         return Ok(path);
     }
-    // Unique per process and call, so concurrent writers never share a temp file.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let temp = dir.join(format!(
-        ".{FILE_NAME}.{}.{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(SOURCE.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temp, &path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written.map(|()| path)
+    capstan_fsutil::write_atomic(&path, SOURCE.as_bytes(), 0o644)?;
+    Ok(path)
 }
 
 #[cfg(test)]
