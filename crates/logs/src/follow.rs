@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::line::decode;
-use crate::read::{id, list, open, snapshot, Id};
+use crate::read::{id, is_dir, list, open, snapshot, Id};
 use crate::writer::rotated;
 use crate::{Error, Line, ProcessName};
 
@@ -43,27 +43,23 @@ const QUEUE: usize = 4096;
 
 /// The last `from_end` lines of the chosen processes (all when `None`, and
 /// processes whose log appears later), then every new line, in time order,
-/// until the stream is dropped.
-pub fn follow(
+/// until the stream is dropped. Returns once the last lines are read, so
+/// everything written after it returns is in the stream.
+pub async fn follow(
     dir: impl Into<PathBuf>,
     processes: Option<&[ProcessName]>,
     from_end: usize,
 ) -> Result<impl Stream<Item = Line> + Send + Unpin + 'static, Error> {
     let dir = dir.into();
-    if !dir.is_dir() {
-        let missing = io::Error::new(io::ErrorKind::NotFound, "no such logs folder");
-        return Err(Error::io(&dir)(missing));
-    }
+    is_dir(&dir)?;
     let chosen = processes.map(<[ProcessName]>::to_vec);
     let (tx, rx) = mpsc::channel(QUEUE);
+    let (ready, started) = oneshot::channel();
     std::thread::Builder::new()
         .name("capstan-logs-follow".into())
-        .spawn(move || {
-            if let Err(e) = run(&dir, chosen, from_end, &tx) {
-                tracing::warn!(dir = %dir.display(), "stopped following the logs: {e}");
-            }
-        })
+        .spawn(move || run(&dir, chosen, from_end, ready, &tx))
         .map_err(Error::io("capstan-logs-follow thread"))?;
+    started.await.map_err(|_| Error::Stopped)??;
     Ok(Box::pin(futures_util::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|line| (line, rx)) },
@@ -79,14 +75,25 @@ fn run(
     dir: &Path,
     chosen: Option<Vec<ProcessName>>,
     from_end: usize,
+    ready: oneshot::Sender<Result<(), Error>>,
     tx: &mpsc::Sender<Line>,
-) -> Result<(), Error> {
+) {
     let mut started = SystemTime::now();
-    let processes = match &chosen {
-        Some(chosen) => chosen.clone(),
-        None => list(dir)?,
+    let first = match &chosen {
+        Some(chosen) => Ok(chosen.clone()),
+        None => list(dir),
+    }
+    .and_then(|processes| snapshot(dir, &processes, from_end));
+    let (lines, mut cursors) = match first {
+        Ok(first) => first,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
     };
-    let (lines, mut cursors) = snapshot(dir, &processes, from_end)?;
+    if ready.send(Ok(())).is_err() {
+        return;
+    }
     let mut held: Vec<Held> = lines
         .into_iter()
         .map(|line| Held { line, round: 0 })
@@ -94,13 +101,14 @@ fn run(
     let mut round = 0;
     loop {
         if !release(&mut held, started, round, tx) || tx.is_closed() {
-            return Ok(());
+            return;
         }
         std::thread::sleep(POLL);
         round += 1;
         started = SystemTime::now();
         if chosen.is_none() {
-            for name in list(dir)? {
+            // A folder removed under us lists nothing; its files stay open.
+            for name in list(dir).unwrap_or_default() {
                 if !cursors.iter().any(|c| c.process == name) {
                     cursors.push(Cursor::waiting(name));
                 }

@@ -25,11 +25,21 @@ const ATTEMPTS: usize = 10;
 /// order of their files, and of `processes`. Rotated files are read when the
 /// live one has fewer than `n` lines.
 pub fn tail(dir: &Path, processes: Option<&[ProcessName]>, n: usize) -> Result<Vec<Line>, Error> {
+    is_dir(dir)?;
     let processes = match processes {
         Some(chosen) => chosen.to_vec(),
         None => list(dir)?,
     };
     Ok(snapshot(dir, &processes, n)?.0)
+}
+
+/// An error that says so if `dir` is not a folder.
+pub(crate) fn is_dir(dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing = io::Error::new(io::ErrorKind::NotFound, "no such logs folder");
+    Err(Error::io(dir)(missing))
 }
 
 /// The processes that have a live log file in `dir`, by name.
@@ -56,10 +66,6 @@ pub(crate) fn snapshot(
     processes: &[ProcessName],
     n: usize,
 ) -> Result<(Vec<Line>, Vec<Cursor>), Error> {
-    if !dir.is_dir() {
-        let missing = io::Error::new(io::ErrorKind::NotFound, "no such logs folder");
-        return Err(Error::io(dir)(missing));
-    }
     let mut lines = Vec::new();
     let mut cursors = Vec::new();
     for process in processes {
