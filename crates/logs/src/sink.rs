@@ -38,13 +38,14 @@ enum Message {
 
 impl LogDir {
     /// Moves the writer to a thread of its own and returns a handle to it.
-    pub fn spawn(self) -> LogSink {
+    pub fn spawn(self) -> Result<LogSink, Error> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let dir = self.path().to_owned();
         std::thread::Builder::new()
             .name("capstan-logs".into())
             .spawn(move || run(self, rx))
-            .expect("a thread for the log writer");
-        LogSink { tx }
+            .map_err(Error::io(dir))?;
+        Ok(LogSink { tx })
     }
 }
 

@@ -227,7 +227,7 @@ async fn follow_across_rotations_with_a_writer_writing_loses_and_repeats_nothing
         max_bytes: 64 * 1024,
         keep: 5,
     };
-    let sink = LogDir::open(tmp.path(), rotation).unwrap().spawn();
+    let sink = LogDir::open(tmp.path(), rotation).unwrap().spawn().unwrap();
     let (to_web, to_tasks) = (sink.writer_as(web.instance(1)), sink.writer(&tasks));
     const BEFORE: usize = 1_000;
     const TOTAL: usize = 10_000; // per process: 20,000 lines in all
@@ -345,7 +345,8 @@ async fn follow_of_a_process_with_no_log_yet_reads_its_first_file_from_the_start
         .unwrap();
     let sink = LogDir::open(tmp.path(), Rotation::default())
         .unwrap()
-        .spawn();
+        .spawn()
+        .unwrap();
     sink.append(&deploy, "deploy 00000 building\ndeploy 00001 built")
         .await
         .unwrap();
@@ -353,4 +354,30 @@ async fn follow_of_a_process_with_no_log_yet_reads_its_first_file_from_the_start
     let lines = take(&mut followed, 2).await;
     assert_eq!(lines.iter().map(seq).collect::<Vec<_>>(), [0, 1]);
     assert!(lines.iter().all(|l| l.label == "deploy"));
+}
+
+#[tokio::test]
+async fn a_line_that_cannot_be_written_is_reported_by_the_next_flush_and_writing_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let web = name("web");
+    // A folder where the rotated file must go makes the rotation fail.
+    std::fs::create_dir_all(tmp.path().join("web.log.1/in-the-way")).unwrap();
+    let rotation = Rotation {
+        max_bytes: 100,
+        keep: 1,
+    };
+    let sink = LogDir::open(tmp.path(), rotation).unwrap().spawn().unwrap();
+    sink.append(&web, "web 00000 fits").await.unwrap();
+    sink.append(&web, "web 00001 needs a rotation")
+        .await
+        .unwrap();
+    let err = sink.flush().await.unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("web.log"), "{err}");
+
+    std::fs::remove_dir_all(tmp.path().join("web.log.1")).unwrap();
+    sink.append(&web, "web 00002 after").await.unwrap();
+    sink.flush().await.unwrap();
+    let lines = tail(tmp.path(), None, 10).unwrap();
+    assert_eq!(lines.iter().map(seq).collect::<Vec<_>>(), [0, 2]);
 }
