@@ -158,18 +158,21 @@ pub(crate) fn last_lines(
     whole_only: bool,
 ) -> io::Result<(Vec<Vec<u8>>, u64)> {
     const BLOCK: u64 = 64 * 1024;
-    let mut buf = Vec::new();
+    let mut blocks = Vec::new(); // newest first, joined once at the end
+    let mut newlines = 0;
     let mut pos = end;
     // n + 2 newlines: the first piece may be a cut line, the last unfinished.
-    while pos > 0 && buf.iter().filter(|b| **b == b'\n').count() < n + 2 {
+    while pos > 0 && newlines < n + 2 {
         let from = pos.saturating_sub(BLOCK);
         let mut block = vec![0; (pos - from) as usize];
         file.seek(SeekFrom::Start(from))?;
         file.read_exact(&mut block)?;
-        block.append(&mut buf);
-        buf = block;
+        newlines += block.iter().filter(|b| **b == b'\n').count();
+        blocks.push(block);
         pos = from;
     }
+    blocks.reverse();
+    let buf = blocks.concat();
     let whole_end = match buf.iter().rposition(|b| *b == b'\n') {
         Some(i) => i + 1,
         None if pos == 0 => 0,

@@ -381,3 +381,27 @@ async fn a_line_that_cannot_be_written_is_reported_by_the_next_flush_and_writing
     let lines = tail(tmp.path(), None, 10).unwrap();
     assert_eq!(lines.iter().map(seq).collect::<Vec<_>>(), [0, 2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reads_a_live_file_truncated_in_place_from_its_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let web = name("web");
+    let mut logs = LogDir::open(tmp.path(), Rotation::default()).unwrap();
+    for i in 0..3 {
+        logs.append(&web, format!("web {i:05} before")).unwrap();
+    }
+    let mut followed = follow(tmp.path(), None, 10).await.unwrap();
+    assert_eq!(take(&mut followed, 3).await.len(), 3);
+    // What `logrotate copytruncate` does: same file, emptied.
+    let live = tmp.path().join("web.log");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    logs.append(&web, "web 00003 after").unwrap();
+    let lines = take(&mut followed, 1).await;
+    assert_eq!(lines[0].text, "web 00003 after");
+    nothing_more(&mut followed).await;
+}
