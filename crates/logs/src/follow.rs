@@ -8,7 +8,7 @@
 //!
 //! Rotation is seen by identity (device, inode): when `web.log` is no longer
 //! the file we read, that file is complete (the writer renames it after its
-//! last line), so we read it to its end, find it among `web.log.1`, `.2`, ...
+//! last line; we look at the name before we read), so we read it to its end, find it among `web.log.1`, `.2`, ...
 //! and go on with the next newer one, from its start: no line is missed or
 //! read twice, even over several rotations between two polls (up to `keep`
 //! of them). A live file that shrank under the same identity was truncated
@@ -184,18 +184,21 @@ impl Cursor {
                 self.offset = 0;
                 continue;
             };
-            self.read(out, false).map_err(Error::io(&live))?;
+            // Look at the name first, then read: if it already names another
+            // file, ours was renamed before this read began and is complete.
             match fs::metadata(&live) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Between a rename and the new file: read, go on next time.
+                    return self.read(out, false).map_err(Error::io(&live));
+                }
                 Err(e) => return Err(Error::io(&live)(e)),
                 Ok(meta) if id(&meta) == ours => {
-                    if meta.len() >= self.offset {
-                        return Ok(());
+                    if meta.len() < self.offset {
+                        self.offset = 0; // truncated in place
                     }
-                    self.offset = 0; // truncated in place
+                    return self.read(out, false).map_err(Error::io(&live));
                 }
                 Ok(_) => {
-                    // Renamed away, so complete: read its end, then the next file.
                     self.read(out, true).map_err(Error::io(&live))?;
                     let Some(next) = self.successor(&live)? else {
                         return Ok(());
