@@ -219,6 +219,7 @@ async fn boot(
         env,
         cwd: spec.root.clone(),
         inherit: Some(child_end),
+        identity: spec.identity.clone(),
     })?;
     let socket = Arc::new(
         FdSocket::new(parent).map_err(|e| BootError::Protocol(format!("worker socket: {e}")))?,
