@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use thiserror::Error;
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::output;
 use crate::{Exit, Identity};
@@ -32,6 +33,9 @@ pub struct Spec {
     pub inherit: Option<OwnedFd>,
     /// The user the child runs as; `None` runs it as capstan's own user.
     pub identity: Option<Identity>,
+    /// Where its output lines go instead of the log, for a caller that shows
+    /// them (a build's progress) or keeps the last ones for an error message.
+    pub lines: Option<UnboundedSender<String>>,
 }
 
 impl Spec {
@@ -45,6 +49,7 @@ impl Spec {
             cwd,
             inherit: None,
             identity: None,
+            lines: None,
         }
     }
 }
@@ -133,10 +138,10 @@ impl Child {
         drop(spec.inherit);
         let pid = inner.id().expect("a just-spawned child has a pid");
         if let Some(stdout) = inner.stdout.take() {
-            output::forward(spec.name.clone(), "stdout", stdout);
+            output::forward(spec.name.clone(), "stdout", stdout, spec.lines.clone());
         }
         if let Some(stderr) = inner.stderr.take() {
-            output::forward(spec.name.clone(), "stderr", stderr);
+            output::forward(spec.name.clone(), "stderr", stderr, spec.lines);
         }
         tracing::debug!(process = %spec.name, pid, "started");
         Ok(Child {
@@ -281,6 +286,7 @@ mod tests {
             cwd: std::env::temp_dir(),
             inherit: None,
             identity: None,
+            lines: None,
         };
         let error = Child::spawn(spec).unwrap_err().to_string();
         assert!(
