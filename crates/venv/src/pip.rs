@@ -106,7 +106,7 @@ async fn bootstrap(
 
 /// How error messages name the requirements: `requirements.txt`, or
 /// `the dependencies in pyproject.toml`, relative to the app when inside it.
-fn describe(requirements: &Requirements, app_root: &Path) -> String {
+pub(crate) fn describe(requirements: &Requirements, app_root: &Path) -> String {
     let shown = |path: &Path| {
         path.strip_prefix(app_root)
             .unwrap_or(path)
