@@ -318,3 +318,54 @@ async fn prune_keeps_the_live_venvs_and_removes_the_rest_and_abandoned_builds() 
     run(&bare.venv.python, &["-c", "print()"]);
     assert!(!empty.venv.dir.exists());
 }
+
+#[tokio::test]
+async fn with_uv_the_store_builds_the_venv_with_uv_venv_and_uv_pip() {
+    // uv is not part of this machine; the test gets it from PyPI, into a venv of its own.
+    let tools = tempfile::tempdir().unwrap();
+    let uv_requirements = tools.path().join("requirements.txt");
+    fs::write(&uv_requirements, "uv\n").unwrap();
+    let uv_venv = capstan_venv::ensure(
+        &capstan_venv::VenvSpec {
+            dir: tools.path().join("venv"),
+            python: "python3",
+            requirements: Requirements::Txt(uv_requirements),
+            app_root: tools.path(),
+        },
+        &mut |_: &str| {},
+    )
+    .await
+    .unwrap();
+    let uv = uv_venv.dir.join("bin/uv");
+
+    let fixture = Fixture::new();
+    let app = fixture.app();
+    let spec = StoreSpec {
+        python: "python3",
+        requirements: fixture.requirements("flask\n"),
+        app_root: &app,
+        installer: Installer::Uv(uv),
+    };
+    let mut lines = Vec::new();
+    let stored = ensure_in_store(&fixture.store(), &spec, &mut |line: &str| {
+        lines.push(line.to_owned())
+    })
+    .await
+    .unwrap();
+    assert!(matches!(stored.outcome, Outcome::Built { .. }));
+    run(&stored.venv.python, &["-c", "import flask"]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Creating virtual environment"))
+            && lines.iter().any(|l| l.contains("+ flask")),
+        "uv's own output: {lines:#?}"
+    );
+    assert!(!stored.venv.dir.join("bin/pip").exists(), "uv seeds no pip");
+    // Same key as a pip build: the installer does not change what is installed.
+    let again = fixture
+        .ensure(fixture.requirements("flask\n"))
+        .await
+        .unwrap();
+    assert_eq!((again.outcome, again.key), (Outcome::Reused, stored.key));
+}
