@@ -20,12 +20,16 @@ pub enum Installer {
 impl Installer {
     /// uv when a `uv` program is on `PATH`, pip otherwise.
     pub fn detect() -> Installer {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("uv"))
-            .find(|uv| is_executable(uv))
-            .map_or(Installer::Pip, Installer::Uv)
+        detect_in(&std::env::var_os("PATH").unwrap_or_default())
     }
+}
+
+/// [`Installer::detect`] for a given `PATH` value.
+fn detect_in(path: &std::ffi::OsStr) -> Installer {
+    std::env::split_paths(path)
+        .map(|dir| dir.join("uv"))
+        .find(|uv| is_executable(uv))
+        .map_or(Installer::Pip, Installer::Uv)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -106,4 +110,23 @@ async fn run(
     command::run(cmd, progress)
         .await
         .map_err(|e| VenvError::io("run", program.as_ref(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn uv_is_used_when_an_executable_uv_is_on_path() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let path = std::env::join_paths([a.path(), b.path()]).unwrap();
+        assert_eq!(detect_in(&path), Installer::Pip, "no uv at all");
+        std::fs::write(a.path().join("uv"), "").unwrap();
+        assert_eq!(detect_in(&path), Installer::Pip, "a uv that cannot run");
+        let uv = b.path().join("uv");
+        std::fs::write(&uv, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&uv, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(detect_in(&path), Installer::Uv(uv));
+    }
 }
