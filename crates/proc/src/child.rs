@@ -39,18 +39,26 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// A spec that runs `command` through `/bin/sh -c`, as Procfiles expect.
-    pub fn shell(name: impl Into<String>, command: &str, cwd: PathBuf) -> Self {
+    /// A spec that runs `program` with no arguments in `cwd`, as capstan's own
+    /// user, its output in the log; set the other fields as needed.
+    pub fn new(name: impl Into<String>, program: impl Into<OsString>, cwd: PathBuf) -> Self {
         Spec {
             name: name.into(),
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), command.into()],
+            program: program.into(),
+            args: Vec::new(),
             env: Vec::new(),
             cwd,
             inherit: None,
             identity: None,
             lines: None,
         }
+    }
+
+    /// A spec that runs `command` through `/bin/sh -c`, as Procfiles expect.
+    pub fn shell(name: impl Into<String>, command: &str, cwd: PathBuf) -> Self {
+        let mut spec = Spec::new(name, "/bin/sh", cwd);
+        spec.args = vec!["-c".into(), command.into()];
+        spec
     }
 }
 

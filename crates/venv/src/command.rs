@@ -30,16 +30,7 @@ pub(crate) struct Finished {
 
 /// A command to [`run`]: `program` in `cwd`, labelled `name` in logs.
 pub(crate) fn spec(name: &str, program: impl Into<OsString>, cwd: &Path) -> Spec {
-    Spec {
-        name: name.to_owned(),
-        program: program.into(),
-        args: Vec::new(),
-        env: Vec::new(),
-        cwd: cwd.to_owned(),
-        inherit: None,
-        identity: None,
-        lines: None,
-    }
+    Spec::new(name, program, cwd.to_owned())
 }
 
 /// Runs `spec`, passing every line of its stdout and stderr to `progress` as it
