@@ -369,3 +369,52 @@ async fn with_uv_the_store_builds_the_venv_with_uv_venv_and_uv_pip() {
         .unwrap();
     assert_eq!((again.outcome, again.key), (Outcome::Reused, stored.key));
 }
+
+#[tokio::test]
+async fn a_store_venv_built_as_root_runs_as_the_apps_user_who_cannot_change_it() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test switches users, so it runs as root (as CI does)"
+    );
+    let fixture = Fixture::new();
+    // tempdir makes 0700 folders; a server's <root>/apps/<app> is open to the app's user.
+    fs::set_permissions(fixture.root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let app = fixture.app();
+    // The system interpreter: one under root's 0700 home would not run as another user.
+    let spec = StoreSpec {
+        python: "/usr/bin/python3",
+        requirements: fixture.requirements("flask\n"),
+        app_root: &app,
+        installer: Installer::Pip,
+    };
+    let stored = ensure_in_store(&fixture.store(), &spec, &mut |_: &str| {})
+        .await
+        .unwrap();
+    let site = run(
+        &stored.venv.python,
+        &[
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+        ],
+    );
+    let as_nobody = |code: &str| {
+        Command::new(&stored.venv.python)
+            .args(["-c", code])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody("import flask, os; print(os.getuid())");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
+    let out = as_nobody(&format!("open({:?} + '/evil.py', 'w')", site));
+    assert!(!out.status.success(), "the app's user wrote into its venv");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionError"));
+}
