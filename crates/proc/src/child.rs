@@ -8,9 +8,10 @@ use std::time::Duration;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use thiserror::Error;
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::output;
-use crate::Exit;
+use crate::{Exit, Identity};
 
 /// The descriptor number at which a child finds its inherited socket.
 pub const INHERITED_FD: i32 = 3;
@@ -30,30 +31,62 @@ pub struct Spec {
     pub cwd: PathBuf,
     /// A socket the child finds at descriptor [`INHERITED_FD`].
     pub inherit: Option<OwnedFd>,
+    /// The user the child runs as; `None` runs it as capstan's own user.
+    pub identity: Option<Identity>,
+    /// Where its output lines go instead of the log, for a caller that shows
+    /// them (a build's progress) or keeps the last ones for an error message.
+    pub lines: Option<UnboundedSender<String>>,
 }
 
 impl Spec {
-    /// A spec that runs `command` through `/bin/sh -c`, as Procfiles expect.
-    pub fn shell(name: impl Into<String>, command: &str, cwd: PathBuf) -> Self {
+    /// A spec that runs `program` with no arguments in `cwd`, as capstan's own
+    /// user, its output in the log; set the other fields as needed.
+    pub fn new(name: impl Into<String>, program: impl Into<OsString>, cwd: PathBuf) -> Self {
         Spec {
             name: name.into(),
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), command.into()],
+            program: program.into(),
+            args: Vec::new(),
             env: Vec::new(),
             cwd,
             inherit: None,
+            identity: None,
+            lines: None,
         }
+    }
+
+    /// A spec that runs `command` through `/bin/sh -c`, as Procfiles expect.
+    pub fn shell(name: impl Into<String>, command: &str, cwd: PathBuf) -> Self {
+        let mut spec = Spec::new(name, "/bin/sh", cwd);
+        spec.args = vec!["-c".into(), command.into()];
+        spec
     }
 }
 
 /// Why a child could not be started.
 #[derive(Debug, Error)]
-#[error("could not start {name} ({program}): {source}")]
+#[error("could not start {name} ({program}){as_user}: {source}{}", hint(.as_user, .source))]
 pub struct SpawnError {
     name: String,
     program: String,
+    /// ` as user NAME (uid U, gid G)`, or empty without an identity.
+    as_user: String,
     #[source]
     source: io::Error,
+}
+
+fn as_user(identity: Option<&Identity>) -> String {
+    identity.map_or(String::new(), |i| {
+        format!(" as user {} (uid {}, gid {})", i.user, i.uid, i.gid)
+    })
+}
+
+/// What to do about the one failure a person can fix: switching user as non-root.
+fn hint(as_user: &str, source: &io::Error) -> &'static str {
+    if !as_user.is_empty() && source.raw_os_error() == Some(nix::libc::EPERM) {
+        "; switching to another user needs capstan to run as root"
+    } else {
+        ""
+    }
 }
 
 /// A running child, leader of its own process group.
@@ -67,6 +100,8 @@ pub struct Child {
 impl Child {
     /// Starts the child in a new process group, with stdout and stderr sent to
     /// the log. It gets SIGTERM if capstan itself dies, so nothing is left behind.
+    /// With an [`Identity`] it switches user before exec, and the spawn fails
+    /// rather than run the program as capstan's own user.
     ///
     /// Must be called from inside a tokio runtime (the output is read by tasks).
     pub fn spawn(spec: Spec) -> Result<Child, SpawnError> {
@@ -80,11 +115,20 @@ impl Child {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(false);
+        if let Some(identity) = &spec.identity {
+            command.envs(identity.env());
+        }
         let inherit = spec.inherit.as_ref().map(AsRawFd::as_raw_fd);
+        let identity = spec.identity.as_ref().map(Identity::prepared);
         // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (prctl, dup2, fcntl); it allocates nothing.
+        // async-signal-safe system calls (setgroups, setgid, setuid, prctl, dup2,
+        // fcntl); it allocates nothing.
         unsafe {
             command.pre_exec(move || {
+                if let Some(identity) = &identity {
+                    identity.apply()?;
+                }
+                // After the switch: changing credentials clears the death signal.
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
                 if let Some(fd) = inherit {
                     place_inherited_fd(fd)?;
@@ -95,16 +139,17 @@ impl Child {
         let mut inner = command.spawn().map_err(|source| SpawnError {
             name: spec.name.clone(),
             program: spec.program.to_string_lossy().into_owned(),
+            as_user: as_user(spec.identity.as_ref()),
             source,
         })?;
         // The child has its copy now; the parent's must go so EOF works.
         drop(spec.inherit);
         let pid = inner.id().expect("a just-spawned child has a pid");
         if let Some(stdout) = inner.stdout.take() {
-            output::forward(spec.name.clone(), "stdout", stdout);
+            output::forward(spec.name.clone(), "stdout", stdout, spec.lines.clone());
         }
         if let Some(stderr) = inner.stderr.take() {
-            output::forward(spec.name.clone(), "stderr", stderr);
+            output::forward(spec.name.clone(), "stderr", stderr, spec.lines);
         }
         tracing::debug!(process = %spec.name, pid, "started");
         Ok(Child {
@@ -248,11 +293,36 @@ mod tests {
             env: vec![],
             cwd: std::env::temp_dir(),
             inherit: None,
+            identity: None,
+            lines: None,
         };
         let error = Child::spawn(spec).unwrap_err().to_string();
         assert!(
             error.contains("web") && error.contains("/nonexistent/python"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_refused_user_switch_says_that_it_needs_root() {
+        let error = SpawnError {
+            name: "web.1".into(),
+            program: "python".into(),
+            as_user: as_user(Some(&Identity {
+                user: "capstan-blog".into(),
+                uid: 999,
+                gid: 998,
+                groups: vec![998],
+                home: "/var/lib/capstan/apps/blog".into(),
+            })),
+            source: io::Error::from_raw_os_error(nix::libc::EPERM),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "could not start web.1 (python) as user capstan-blog (uid 999, gid 998): "
+            ) && text.ends_with("; switching to another user needs capstan to run as root"),
+            "{text}"
         );
     }
 }

@@ -1,10 +1,17 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc::UnboundedSender;
 
-/// Copies a child's output into the log, one event per line, under the child's name.
+/// Copies a child's output into the log, one event per line, under the child's
+/// name; or, given `lines`, sends each line there instead. `lines` closes when
+/// both streams have ended.
 ///
 /// Lines are read as bytes so output that is not UTF-8 is shown, not dropped.
-pub(crate) fn forward<R>(name: String, stream: &'static str, reader: R)
-where
+pub(crate) fn forward<R>(
+    name: String,
+    stream: &'static str,
+    reader: R,
+    lines_to: Option<UnboundedSender<String>>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
@@ -19,7 +26,13 @@ where
                         line.pop();
                     }
                     let text = String::from_utf8_lossy(&line);
-                    tracing::info!(target: "capstan::output", process = %name, stream, "{text}");
+                    match &lines_to {
+                        // A receiver that is gone no longer wants them; keep draining.
+                        Some(to) => drop(to.send(text.into_owned())),
+                        None => {
+                            tracing::info!(target: "capstan::output", process = %name, stream, "{text}")
+                        }
+                    }
                 }
             }
         }

@@ -19,6 +19,8 @@ mod worker;
 
 pub use body::{RequestBody, SpilledBody};
 pub use call::{Chunk, PreparedRequest, ResponseBody, WorkerResponse};
+/// Who a worker or process runs as (re-exported for the binary).
+pub use capstan_proc::Identity;
 /// A static folder a worker reported in its HELLO (re-exported for the binary).
 pub use capstan_wire::StaticMount;
 pub use error::{BootError, CallError};

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use capstan_proc::{Child, Spec};
+use capstan_proc::{Child, Identity, Spec};
 use tokio::sync::watch;
 
 use crate::stop::{is_stopped, stopped};
@@ -38,10 +38,16 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    /// Starts the process and its supervision.
+    /// Starts the process and its supervision, as capstan's own user.
     pub fn start(spec: ProcessSpec) -> Supervised {
+        Supervised::start_as(spec, None)
+    }
+
+    /// Starts the process and its supervision as `identity` (every restart too);
+    /// `None` is [`Supervised::start`].
+    pub fn start_as(spec: ProcessSpec, identity: Option<Identity>) -> Supervised {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(spec, stopped));
+        let task = tokio::spawn(supervise(spec, identity, stopped));
         Supervised { stop, task }
     }
 
@@ -52,11 +58,12 @@ impl Supervised {
     }
 }
 
-async fn supervise(spec: ProcessSpec, mut stop: watch::Receiver<bool>) {
+async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watch::Receiver<bool>) {
     let mut backoff = FIRST_BACKOFF;
     while !is_stopped(&stop) {
         let mut command = Spec::shell(spec.name.clone(), &spec.command, spec.cwd.clone());
         command.env = spec.env.clone();
+        command.identity = identity.clone();
         let started = Instant::now();
         match Child::spawn(command) {
             Ok(mut child) => {

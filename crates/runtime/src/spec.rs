@@ -2,6 +2,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use capstan_proc::Identity;
+
 /// Everything needed to run one app's pool of Python workers.
 #[derive(Debug, Clone)]
 pub struct PoolSpec {
@@ -43,6 +45,9 @@ pub struct PoolSpec {
     pub max_requests_jitter: u64,
     /// Replace a worker whose resident memory grows past this many bytes.
     pub max_rss: Option<u64>,
+    /// The user the workers run as (the app's user on a server); `None` runs
+    /// them as capstan's own user.
+    pub identity: Option<Identity>,
 }
 
 /// Default [`PoolSpec::pipeline`]: enough that a busy worker always finds its
@@ -86,6 +91,7 @@ impl PoolSpec {
             max_requests: None,
             max_requests_jitter: 0,
             max_rss: None,
+            identity: None,
         }
     }
 }

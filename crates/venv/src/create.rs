@@ -12,8 +12,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::process::Command;
-
 use crate::command;
 use crate::interpreter::Interpreter;
 use crate::VenvError;
@@ -62,12 +60,21 @@ async fn build(
     dir: &Path,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), VenvError> {
-    let mut cmd = Command::new(&base.program);
-    cmd.args(["-m", "venv", "--without-pip"]).arg(temp);
+    let mut cmd = command::spec(
+        "venv",
+        &base.program,
+        temp.parent().unwrap_or(Path::new("/")),
+    );
+    cmd.args = vec![
+        "-m".into(),
+        "venv".into(),
+        "--without-pip".into(),
+        temp.into(),
+    ];
     let finished = command::run(cmd, progress)
         .await
         .map_err(|e| VenvError::io("run", PathBuf::from(&base.program), e))?;
-    if !finished.status.success() {
+    if !finished.exit.success() {
         return Err(creation_failed(python, dir, finished));
     }
     point_at_final_path(temp, dir).await
@@ -113,7 +120,7 @@ pub(crate) fn creation_failed(python: &str, dir: &Path, finished: command::Finis
         VenvError::CreateFailed {
             python: python.to_owned(),
             dir: dir.to_owned(),
-            code: finished.status.code(),
+            code: finished.exit.code,
             last_lines: finished.last_lines,
         }
     }

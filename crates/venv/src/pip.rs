@@ -1,6 +1,7 @@
 //! `pip install` of the app's requirements into its venv, bootstrapping pip first
 //! when the venv has none.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -24,19 +25,28 @@ pub(crate) async fn install(
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), VenvError> {
     let venv_python = python_in(dir);
-    let mut cmd = Command::new(&venv_python);
-    cmd.current_dir(app_root)
-        .args(["-m", "pip", "install"])
-        .args(["--disable-pip-version-check", "--no-input"])
-        .args(["--progress-bar", "off"])
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    let mut cmd = command::spec("pip", &venv_python, app_root);
+    cmd.args = [
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+    ]
+    .map(OsString::from)
+    .into();
+    cmd.env
+        .push(("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()));
     match requirements {
         Requirements::Txt(path) => {
-            cmd.arg("-r").arg(path);
+            cmd.args.extend(["-r".into(), path.into()]);
         }
         Requirements::Packages { packages, .. } if !packages.is_empty() => {
             // `--` so that no entry can be taken for a pip option.
-            cmd.arg("--").args(packages);
+            cmd.args.push("--".into());
+            cmd.args.extend(packages.iter().map(OsString::from));
         }
         Requirements::Packages { .. } | Requirements::None => return Ok(()),
     }
@@ -48,12 +58,12 @@ pub(crate) async fn install(
     let finished = command::run(cmd, progress)
         .await
         .map_err(|e| VenvError::io("run", &venv_python, e))?;
-    if finished.status.success() {
+    if finished.exit.success() {
         return Ok(());
     }
     Err(VenvError::InstallFailed {
         requirements: describe(requirements, app_root),
-        code: finished.status.code(),
+        code: finished.exit.code,
         last_lines: finished.last_lines,
     })
 }
@@ -80,12 +90,14 @@ async fn bootstrap(
 ) -> Result<(), VenvError> {
     tracing::info!("installing pip into the venv");
     let venv_python = python_in(dir);
-    let mut cmd = Command::new(&venv_python);
-    cmd.args(["-m", "ensurepip", "--upgrade", "--default-pip"]);
+    let mut cmd = command::spec("ensurepip", &venv_python, dir);
+    cmd.args = ["-m", "ensurepip", "--upgrade", "--default-pip"]
+        .map(OsString::from)
+        .into();
     let finished = command::run(cmd, progress)
         .await
         .map_err(|e| VenvError::io("run", &venv_python, e))?;
-    if finished.status.success() {
+    if finished.exit.success() {
         Ok(())
     } else {
         Err(create::creation_failed(python, dir, finished))
@@ -94,7 +106,7 @@ async fn bootstrap(
 
 /// How error messages name the requirements: `requirements.txt`, or
 /// `the dependencies in pyproject.toml`, relative to the app when inside it.
-fn describe(requirements: &Requirements, app_root: &Path) -> String {
+pub(crate) fn describe(requirements: &Requirements, app_root: &Path) -> String {
     let shown = |path: &Path| {
         path.strip_prefix(app_root)
             .unwrap_or(path)

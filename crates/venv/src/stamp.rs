@@ -90,6 +90,11 @@ impl Stamp {
         Stamp { bytes, header_len }
     }
 
+    /// The stamp's bytes: an unambiguous encoding of the version and input.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Compares the stamp in `venv_dir` with this one.
     pub(crate) async fn check(&self, venv_dir: &Path) -> Result<Check, VenvError> {
         let path = path(venv_dir);
