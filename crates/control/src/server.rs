@@ -23,7 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 use crate::api::{
     AppsCreate, AppsDestroy, AppsList, Call, Deploy, EnvList, EnvSet, EnvUnset, Logs, Ps, Releases,
@@ -45,7 +45,8 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Answers control requests on `listener` with `handler` until `shutdown` resolves,
 /// letting in only the peers `access` allows. Then it stops accepting, removes the
-/// socket file, and gives answers in progress up to 10 s to finish.
+/// socket file, gives answers in progress up to 10 s to finish, and closes the
+/// connections still open after that (the handler calls themselves go on).
 pub async fn serve<H: Handler>(
     listener: UnixListener,
     access: Access,
@@ -54,10 +55,12 @@ pub async fn serve<H: Handler>(
 ) {
     let handler = Arc::new(handler);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             () = &mut shutdown => break,
+            Some(_) = connections.join_next() => continue,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
@@ -76,9 +79,6 @@ pub async fn serve<H: Handler>(
                 format!("capstan could not tell who you are ({error}), so it refuses"),
             )),
         };
-        if let Err(refusal) = &verdict {
-            tracing::warn!(message = %refusal.message, "refused a control connection");
-        }
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let handler = handler.clone();
@@ -90,7 +90,7 @@ pub async fn serve<H: Handler>(
             .header_read_timeout(HEAD_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "control connection ended with an error");
             }
@@ -109,7 +109,9 @@ pub async fn serve<H: Handler>(
         .await
         .is_err()
     {
-        tracing::warn!("control connections still open after the grace period were closed");
+        // A stream that would not end (`logs --follow`): its client reads the cut.
+        tracing::warn!("closing control connections still open after the grace period");
+        connections.shutdown().await;
     }
 }
 
@@ -121,7 +123,10 @@ async fn respond<H: Handler>(
 ) -> Response<Body> {
     let caller = match verdict {
         Ok(caller) => caller,
-        Err(refusal) => return error(refusal),
+        Err(refusal) => {
+            tracing::warn!(message = %refusal.message, "refused a control request");
+            return error(refusal);
+        }
     };
     if request.method() != Method::POST {
         return error(ApiError::bad_request(format!(

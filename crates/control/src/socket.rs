@@ -107,11 +107,12 @@ pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, BindErro
                 );
             }
         }
+        // Not root, the socket is this user's anyway: nothing to say.
+        None if !nix::unistd::Uid::effective().is_root() => {}
         None => tracing::warn!(
             group = access.group(),
-            "the group does not exist, so only root and this user can use the control \
-             socket; create it (`groupadd --system {}`) and restart the daemon to let its \
-             members in",
+            "the group does not exist, so only root can use the control socket; create it \
+             (`groupadd --system {}`) and restart the daemon to let its members in",
             access.group()
         ),
     }

@@ -273,3 +273,65 @@ async fn a_follower_sees_its_client_go_away() {
         .expect("the handler learns that its client went away");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_in_progress_at_shutdown_still_ends_with_done() {
+    let mut daemon = Daemon::start().await;
+    let mut stream = daemon
+        .client()
+        .await
+        .stream(&deploy("waits"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(PATIENCE, stream.next()).await.unwrap();
+    assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
+    daemon.begin_stop();
+    daemon.signals.go_on.notify_one();
+    let (lines, done) = read_all(stream).await;
+    assert_eq!(lines, ["waits: first step", "waits: second step"]);
+    assert_eq!(done.unwrap().release, 4);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
+    let daemon = Daemon::start().await;
+    let mut stream = daemon
+        .client()
+        .await
+        .stream(&Logs {
+            app: app("blog"),
+            follow: true,
+            process: None,
+            lines: Some(1),
+        })
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(PATIENCE, stream.next()).await.unwrap();
+    assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
+    let signals = daemon.signals.clone();
+    let started = std::time::Instant::now();
+    daemon.stop().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(9),
+        "the stream had its grace period: {waited:?}"
+    );
+    let error = tokio::time::timeout(PATIENCE, stream.next())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Cut("logs") | ClientError::Broken(_)),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("`capstan status` tells whether it"),
+        "{error}"
+    );
+    tokio::time::timeout(PATIENCE, signals.client_gone.notified())
+        .await
+        .expect("the follower learns that its client is gone");
+}

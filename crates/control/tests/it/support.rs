@@ -287,9 +287,16 @@ impl Daemon {
         Client::connect(self.dir.path()).await.unwrap()
     }
 
+    /// Resolves the server's `shutdown` future, without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).unwrap();
+        }
+    }
+
     /// Stops the server, waits until `serve` returned, and hands back the folder.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        self.stop.take().unwrap().send(()).unwrap();
+        self.begin_stop();
         tokio::time::timeout(PATIENCE, self.task.take().unwrap())
             .await
             .expect("serve returns after shutdown")
