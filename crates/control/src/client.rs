@@ -3,6 +3,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -85,15 +86,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the daemon whose root is `root` (a folder: its `control.sock`)
-    /// or whose socket is `root` itself. Fails with [`ClientError::NotRunning`] or
-    /// [`ClientError::PermissionDenied`] when the socket cannot be reached.
+    /// Connects to the daemon whose root is `root` (its `control.sock`), or whose
+    /// socket is `root` itself (a path ending in `.sock`, or a socket). Fails with
+    /// [`ClientError::NotRunning`] or [`ClientError::PermissionDenied`] when the
+    /// socket cannot be reached.
     pub async fn connect(root: impl AsRef<Path>) -> Result<Client, ClientError> {
         let root = root.as_ref();
-        let path = if root.is_dir() {
-            root.join(SOCKET_NAME)
-        } else {
+        let is_socket = std::fs::metadata(root).is_ok_and(|m| m.file_type().is_socket());
+        let path = if is_socket || root.extension().is_some_and(|e| e == "sock") {
             root.to_owned()
+        } else {
+            root.join(SOCKET_NAME)
         };
         let client = Client { path };
         drop(client.open().await?);

@@ -2,6 +2,11 @@
 //! request and returning its typed answer, or, for long operations, sending
 //! progress lines and returning how it ended.
 //!
+//! A daemon whose state has one owner (a loop over `enum Event`) implements each
+//! method by sending the request, with a oneshot for the answer (and the
+//! `Progress` for a long one), to its loop and awaiting the answer; nothing here
+//! needs a lock on that state.
+//!
 //! Every call runs in its own task: it runs to its end even if the client goes
 //! away (a deploy is not cut in half by a dropped connection), and a panic in it
 //! becomes an `internal` error for the client, never a stream without an end.

@@ -82,11 +82,24 @@ impl TempGroup {
     fn create(tag: &str) -> TempGroup {
         let name = format!("capt-{}-{tag}", std::process::id());
         let _lock = GROUP_FILES.lock().unwrap();
-        let status = std::process::Command::new("groupadd")
-            .arg(&name)
-            .status()
-            .unwrap();
-        assert!(status.success(), "groupadd {name}: {status}");
+        // Another process on the machine (useradd, a package) may hold the lock
+        // on /etc/group for a moment: groupadd then exits 10 and can be retried.
+        let mut tries = 0;
+        loop {
+            let status = std::process::Command::new("groupadd")
+                .arg(&name)
+                .status()
+                .unwrap();
+            tries += 1;
+            if status.success() {
+                break;
+            }
+            assert!(
+                status.code() == Some(10) && tries < 50,
+                "groupadd {name}: {status}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let gid = nix::unistd::Group::from_name(&name)
             .unwrap()
             .expect("the new group exists")

@@ -95,10 +95,15 @@ async fn no_daemon_says_how_to_start_one() {
             socket_path(dir.path()).display()
         )
     );
-    let error = Client::connect(dir.path().join("no-such-root"))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, ClientError::NotRunning { .. }), "{error:?}");
+    let missing_root = dir.path().join("no-such-root");
+    let error = Client::connect(&missing_root).await.unwrap_err();
+    assert!(
+        error.to_string().starts_with(&format!(
+            "no capstan daemon is running on {}",
+            socket_path(&missing_root).display()
+        )),
+        "{error}"
+    );
 }
 
 #[tokio::test]
