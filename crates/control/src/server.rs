@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,10 @@ pub async fn serve<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let handler = Arc::new(handler);
+    let socket_file = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(PathBuf::from));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -79,6 +84,7 @@ pub async fn serve<H: Handler>(
                 format!("capstan could not tell who you are ({error}), so it refuses"),
             )),
         };
+        let verdict_ok = verdict.is_ok();
         let handler = handler.clone();
         let service = service_fn(move |request| {
             let handler = handler.clone();
@@ -88,6 +94,8 @@ pub async fn serve<H: Handler>(
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEAD_TIMEOUT)
+            // A refused peer gets its 403 and the connection closes.
+            .keep_alive(verdict_ok)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         connections.spawn(async move {
@@ -96,15 +104,8 @@ pub async fn serve<H: Handler>(
             }
         });
     }
-    if let Some(path) = listener
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_pathname().map(Into::into))
-    {
-        let path: std::path::PathBuf = path;
-        let _ = std::fs::remove_file(path);
-    }
     drop(listener);
+    remove_socket_file(socket_file).await;
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
@@ -112,6 +113,20 @@ pub async fn serve<H: Handler>(
         // A stream that would not end (`logs --follow`): its client reads the cut.
         tracing::warn!("closing control connections still open after the grace period");
         connections.shutdown().await;
+    }
+}
+
+/// Removes the socket file once this server's listener is closed, unless another
+/// daemon answers on it (someone removed this one by hand and started another).
+async fn remove_socket_file(path: Option<PathBuf>) {
+    let Some(path) = path else { return };
+    match tokio::net::UnixStream::connect(&path).await {
+        Ok(_) => {
+            tracing::info!(path = %path.display(), "another daemon answers on the control socket; leaving it")
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

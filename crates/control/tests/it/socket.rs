@@ -117,3 +117,14 @@ async fn shutdown_stops_serving_and_removes_the_socket() {
     let error = client.call(&Status {}).await.unwrap_err();
     assert!(matches!(error, ClientError::NotRunning { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn shutdown_leaves_a_socket_that_replaced_its_own() {
+    let daemon = Daemon::start().await;
+    let socket = daemon.socket.clone();
+    std::fs::remove_file(&socket).unwrap();
+    let newer = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let _dir = daemon.stop().await;
+    assert!(socket.exists(), "the newer socket is still there");
+    drop(newer);
+}
