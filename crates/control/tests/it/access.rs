@@ -14,12 +14,21 @@ use crate::support::{Daemon, PATIENCE};
 
 /// Set in a child: the socket it is to call.
 const CHILD_SOCKET: &str = "CAPSTAN_CONTROL_TEST_SOCKET";
+/// Set in a child: send raw keep-alive requests instead of using the client.
+const CHILD_RAW: &str = "CAPSTAN_CONTROL_TEST_RAW";
 
 /// In a child run, calls `status` on the socket, prints the outcome, and says so.
 async fn child_role() -> bool {
     let Some(socket) = std::env::var_os(CHILD_SOCKET) else {
         return false;
     };
+    if std::env::var_os(CHILD_RAW).is_some() {
+        // Two requests on one kept-alive connection: the answer to the first, then EOF.
+        let request = "POST /v1/status HTTP/1.1\r\nHost: capstan\r\nContent-Length: 2\r\n\r\n{}";
+        let answer = crate::support::raw(Path::new(&socket), &request.repeat(2)).await;
+        println!("RESULT: {}", answer.replace("\r\n", " | "));
+        return true;
+    }
     let outcome = match capstan_control::Client::connect(&socket).await {
         Ok(client) => client.call(&Status {}).await.map(|s| s.version),
         Err(error) => Err(error),
@@ -34,6 +43,10 @@ async fn child_role() -> bool {
 /// Runs `test` of this binary as uid 65534 with `ids` (setpriv's gid and group
 /// options), calling `socket`; returns what the child printed after `RESULT: `.
 async fn as_nobody(test: &str, ids: &[&str], socket: &Path) -> String {
+    as_nobody_with(test, ids, socket, &[]).await
+}
+
+async fn as_nobody_with(test: &str, ids: &[&str], socket: &Path, env: &[(&str, &str)]) -> String {
     // A copy in a folder everyone may enter: the build folder may not be.
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -46,6 +59,7 @@ async fn as_nobody(test: &str, ids: &[&str], socket: &Path) -> String {
         .arg(&bin)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_SOCKET, socket)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -247,5 +261,30 @@ async fn without_the_group_only_root_gets_in_and_the_refusal_says_to_create_it()
     );
     // Root still gets in.
     daemon.client().await.call(&Status {}).await.unwrap();
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_closed_after_its_403() {
+    if child_role().await {
+        return;
+    }
+    let group = TempGroup::create("close");
+    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    open_to_all(&daemon.socket);
+    let said = as_nobody_with(
+        "access::a_refused_connection_is_closed_after_its_403",
+        &["--regid=65534", "--clear-groups"],
+        &daemon.socket,
+        &[(CHILD_RAW, "1")],
+    )
+    .await;
+    assert!(said.starts_with("HTTP/1.1 403 Forbidden"), "{said}");
+    assert!(said.contains(r#"{"error":{"kind":"refused""#), "{said}");
+    assert_eq!(
+        said.matches("HTTP/1.1").count(),
+        1,
+        "one answer, then EOF: {said}"
+    );
     daemon.stop().await;
 }

@@ -117,6 +117,22 @@ async fn rollback_restart_scale_env_unset_and_logs_round_trip_their_done() {
     .await;
     assert_eq!(lines[2], "10:00:02 cron.nightly | line 2");
     assert_eq!(done.unwrap().lines, 3);
+
+    // No line at all: the stream is just its end.
+    let (lines, done) = read_all(
+        client
+            .stream(&Logs {
+                app: app("blog"),
+                follow: false,
+                process: None,
+                lines: Some(0),
+            })
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(done.unwrap().lines, 0);
     daemon.stop().await;
 }
 
@@ -334,4 +350,36 @@ async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
     tokio::time::timeout(PATIENCE, signals.client_gone.notified())
         .await
         .expect("the follower learns that its client is gone");
+}
+
+#[tokio::test]
+async fn a_stream_that_follows_does_not_hold_up_other_calls() {
+    let daemon = Daemon::start().await;
+    let client = daemon.client().await;
+    let mut follow = client
+        .stream(&Logs {
+            app: app("blog"),
+            follow: true,
+            process: None,
+            lines: Some(1),
+        })
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(PATIENCE, follow.next()).await.unwrap();
+    assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.call(&Status {}).await })
+        })
+        .collect();
+    for call in calls {
+        tokio::time::timeout(PATIENCE, call)
+            .await
+            .expect("a call answers while a stream is open")
+            .unwrap()
+            .unwrap();
+    }
+    drop(follow);
+    daemon.stop().await;
 }

@@ -314,8 +314,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Sends raw bytes on the socket and reads the whole answer (the connection is
-/// asked to close), as curl would.
+/// Sends raw bytes on the socket and reads until the server closes the
+/// connection (panicking after `PATIENCE`), as curl would.
 pub async fn raw(socket: &Path, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
