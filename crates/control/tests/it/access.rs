@@ -47,11 +47,15 @@ async fn as_nobody(test: &str, ids: &[&str], socket: &Path) -> String {
 }
 
 async fn as_nobody_with(test: &str, ids: &[&str], socket: &Path, env: &[(&str, &str)]) -> String {
-    // A copy in a folder everyone may enter: the build folder may not be.
+    // The binary in a folder everyone may enter: the build folder may not be.
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = bin_dir.path().join("control-test");
-    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // A hard link when the build folder is on the same file system, else a copy.
+    if std::fs::hard_link(&exe, &bin).is_err() {
+        std::fs::copy(&exe, &bin).unwrap();
+    }
     let child = tokio::process::Command::new("setpriv")
         .arg("--reuid=65534")
         .args(ids)
