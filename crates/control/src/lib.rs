@@ -25,7 +25,7 @@ pub use api::{Call, StreamCall};
 pub use client::{Client, ClientError, ProgressStream};
 pub use error::{ApiError, ErrorKind};
 pub use handler::Handler;
-pub use peer::{Access, Caller};
+pub use peer::{Access, Caller, DEFAULT_GROUP};
 pub use progress::{Event, Progress};
 pub use server::serve;
 pub use socket::{bind, socket_path, BindError, SOCKET_NAME};

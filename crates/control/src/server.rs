@@ -172,37 +172,39 @@ async fn dispatch<H: Handler>(
     name: &str,
     body: Bytes,
 ) -> Response<Body> {
+    // The type is named twice on each line (route and call), so a route and its
+    // request type cannot drift apart without the mismatch being in plain view.
     macro_rules! json {
-        ($method:ident) => {
-            call(body, move |request| async move {
+        ($request:ty, $method:ident) => {
+            call::<$request, _, _>(body, move |request| async move {
                 h.$method(caller, request).await
             })
             .await
         };
     }
     macro_rules! streamed {
-        ($method:ident) => {
-            streamed(body, move |request, progress| async move {
+        ($request:ty, $method:ident) => {
+            streamed::<$request, _, _>(body, move |request, progress| async move {
                 h.$method(caller, request, progress).await
             })
             .await
         };
     }
     match name {
-        Status::NAME => json!(status),
-        AppsCreate::NAME => json!(apps_create),
-        AppsList::NAME => json!(apps_list),
-        AppsDestroy::NAME => json!(apps_destroy),
-        Releases::NAME => json!(releases),
-        Rollback::NAME => streamed!(rollback),
-        EnvList::NAME => json!(env_list),
-        EnvSet::NAME => streamed!(env_set),
-        EnvUnset::NAME => streamed!(env_unset),
-        Ps::NAME => json!(ps),
-        Scale::NAME => streamed!(scale),
-        Logs::NAME => streamed!(logs),
-        Restart::NAME => streamed!(restart),
-        Deploy::NAME => streamed!(deploy),
+        Status::NAME => json!(Status, status),
+        AppsCreate::NAME => json!(AppsCreate, apps_create),
+        AppsList::NAME => json!(AppsList, apps_list),
+        AppsDestroy::NAME => json!(AppsDestroy, apps_destroy),
+        Releases::NAME => json!(Releases, releases),
+        Rollback::NAME => streamed!(Rollback, rollback),
+        EnvList::NAME => json!(EnvList, env_list),
+        EnvSet::NAME => streamed!(EnvSet, env_set),
+        EnvUnset::NAME => streamed!(EnvUnset, env_unset),
+        Ps::NAME => json!(Ps, ps),
+        Scale::NAME => streamed!(Scale, scale),
+        Logs::NAME => streamed!(Logs, logs),
+        Restart::NAME => streamed!(Restart, restart),
+        Deploy::NAME => streamed!(Deploy, deploy),
         other => error(unknown_route(other)),
     }
 }
