@@ -228,6 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn app_names_are_checked_when_deserialized_and_serialize_as_strings() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Named {
+            name: AppName,
+        }
+        let named: Named = toml::from_str("name = \"blog\"").unwrap();
+        assert_eq!(named.name.as_str(), "blog");
+        assert_eq!(toml::to_string(&named).unwrap(), "name = \"blog\"\n");
+        let error = toml::from_str::<Named>("name = \"../etc\"").unwrap_err();
+        assert!(
+            error.to_string().contains("not a valid app name"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn dir_names_become_app_names() {
         let name = |d: &str| AppName::from_dir_name(d).map(|n| n.to_string());
         assert_eq!(name("Microblog"), Some("microblog".into()));
