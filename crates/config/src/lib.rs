@@ -42,7 +42,7 @@ pub use app::{
 pub use duration::{format_duration, parse_duration, InvalidDuration};
 pub use error::ConfigError;
 pub use load::load;
-pub use names::{check_email, normalize_domain, AppName, InvalidAppName};
+pub use names::{check_email, check_env_name, normalize_domain, AppName, InvalidAppName};
 pub use schedule::{InvalidSchedule, Schedule};
 pub use size::{parse_size, InvalidSize};
 pub use wsgi::{InvalidWsgiTarget, WsgiTarget};

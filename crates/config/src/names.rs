@@ -80,6 +80,20 @@ impl AsRef<str> for AppName {
     }
 }
 
+impl serde::Serialize for AppName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AppName {
+    // SECURITY: a name read from a request is checked like one read from a file.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        AppName::new(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `[a-z0-9][a-z0-9-_]{0,62}`, or with `upper` also A-Z (Procfile process names).
 pub(crate) fn is_name(s: &str, upper: bool) -> bool {
     let ok =
@@ -183,8 +197,8 @@ pub fn check_email(input: &str) -> Result<String, String> {
     }
 }
 
-/// Checks an environment variable name from `[env]`; returns the problem.
-pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
+/// Checks an environment variable name (from `[env]`, or `capstan env set`); returns the problem.
+pub fn check_env_name(name: &str) -> Result<(), String> {
     // SECURITY: a name with '=' or NUL would corrupt the child's environment block.
     let mut chars = name.chars();
     let first_ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_');
@@ -211,6 +225,22 @@ mod tests {
             let err = AppName::new(bad).unwrap_err();
             assert!(err.to_string().contains("not a valid app name"), "{bad}");
         }
+    }
+
+    #[test]
+    fn app_names_are_checked_when_deserialized_and_serialize_as_strings() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        struct Named {
+            name: AppName,
+        }
+        let named: Named = toml::from_str("name = \"blog\"").unwrap();
+        assert_eq!(named.name.as_str(), "blog");
+        assert_eq!(toml::to_string(&named).unwrap(), "name = \"blog\"\n");
+        let error = toml::from_str::<Named>("name = \"../etc\"").unwrap_err();
+        assert!(
+            error.to_string().contains("not a valid app name"),
+            "{error}"
+        );
     }
 
     #[test]
