@@ -242,9 +242,8 @@ fn build_site(
 }
 
 /// GETs `[health] path` through the Site itself, with the app's first
-/// domain as Host, until it answers 2xx/3xx (any answer below 500 when the
-/// path is the default `/`, which many apps do not serve) or the retries
-/// are used up.
+/// domain as Host, until it answers 2xx/3xx (with the default `/`, any
+/// answer that is not a server failure) or the retries are used up.
 async fn health_check(site: &Site, app: &App) -> anyhow::Result<()> {
     let host = app.domains.first().map_or("localhost", String::as_str);
     let loopback = SocketAddr::from((IpAddr::from([127, 0, 0, 1]), 0));
@@ -254,10 +253,13 @@ async fn health_check(site: &Site, app: &App) -> anyhow::Result<()> {
         peer: loopback,
         tls: site.https_port.is_some(),
     };
+    // With no `[health] path`, `/` may be a 404 (an API) or a 501 (a
+    // POST-only app): the app answered, so it is up. Only what says it is
+    // broken or not answering fails: 500, 502, 503, 504.
     let passes = |status: http::StatusCode| {
         status.is_success()
             || status.is_redirection()
-            || (!app.health_path_set && status.as_u16() < 500)
+            || (!app.health_path_set && !matches!(status.as_u16(), 500 | 502..=504))
     };
     let mut last = String::new();
     for attempt in 0..=app.health_retries {

@@ -71,7 +71,7 @@ pub struct App {
     /// Path that must answer 2xx/3xx before traffic moves (default `/`).
     pub health_path: String,
     /// Whether `[health] path` was set; with the default `/`, which many
-    /// apps do not serve, any answer below 500 passes.
+    /// apps do not serve, any answer but 500, 502, 503 or 504 passes.
     pub health_path_set: bool,
     /// How long one health check may take (`[health] timeout`).
     pub health_timeout: Duration,

@@ -425,3 +425,26 @@ fn an_app_that_fails_its_health_check_at_start_does_not_serve() {
         "{output}"
     );
 }
+
+#[test]
+fn with_no_health_path_an_app_whose_front_page_fails_does_not_serve() {
+    let app = crate::fixture::app_with(&[
+        (
+            "app.py",
+            "def app(environ, start_response):\n    raise RuntimeError('broken at /')\n",
+        ),
+        (
+            "capstan.toml",
+            "name = \"broken\"\n\n[web]\nwsgi = \"app:app\"\n",
+        ),
+    ]);
+    let output = Server::try_start(app.path(), Opts::args(&["--workers", "1"]))
+        .err()
+        .expect("capstan refuses to serve an app whose / fails");
+    assert!(
+        output.contains("GET / with Host localhost")
+            && output.contains("500 Internal Server Error")
+            && output.contains("tried 4 times"),
+        "{output}"
+    );
+}
