@@ -289,7 +289,9 @@ async fn a_reload_under_load_loses_no_request_and_restarts_the_processes_with_th
     let load = Load::start(server.url("/environ"), 6, Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(200)).await;
     std::fs::write(app.path().join("VERSION"), "v2").unwrap();
+    let started = Instant::now();
     let (ok, output) = reload(app.path()).await;
+    let took = started.elapsed();
     assert!(ok, "{output}\n{}", server.stderr());
     // Traffic across the old generation's drain too.
     let new: u32 = wait_for_line(&log, "v2 ", Duration::from_secs(20))
@@ -307,6 +309,7 @@ async fn a_reload_under_load_loses_no_request_and_restarts_the_processes_with_th
     let (ok, failed, errors) = load.finish().await;
     assert_eq!(failed, 0, "{errors:?}\n{}", server.stderr());
     assert!(ok > 20, "only {ok} requests went through");
+    eprintln!("a reload under load took {took:?}: {ok} requests, {failed} failed");
     assert!(crate::fixture::alive(new), "the new process runs");
     assert_ne!(pid_serving(&server).await, before);
     assert!(server.stop(Duration::from_secs(30)).success());
