@@ -136,24 +136,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = &mut shutdown => break,
             Some(reload) = reload_requests.recv() => {
-                let outcome = match Generation::start(&instance).await {
-                    Ok(new) => {
-                        routes.swap(RouteTable::new().with_default(new.site()));
-                        let old = std::mem::replace(&mut live, new);
-                        draining.spawn(old.drain(Instant::now() + app.graceful_timeout));
-                        let done = match live.pool() {
-                            Some(pool) => format!("{} new workers are serving", pool.ready_workers()),
-                            None => "the new web command is serving".to_owned(),
-                        };
-                        tracing::info!("reloaded: {done}");
-                        Ok(done)
-                    }
-                    Err(error) => {
-                        tracing::error!("reload failed; the old generation keeps serving: {error:#}");
-                        Err(format!("{error:#}"))
-                    }
-                };
-                reload.answer(outcome);
+                // Finished drains are collected as they come.
+                while draining.try_join_next().is_some() {}
+                reload.answer(switch(&instance, &routes, &mut live, &mut draining).await);
             }
         }
     }
@@ -177,7 +162,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `capstan reload`: asks the running `capstan run` of DIR for new workers.
+/// A reload: a new generation, health-checked, in the table in place of
+/// `live`, which drains meanwhile. On failure `live` keeps serving.
+async fn switch(
+    instance: &Instance,
+    routes: &Routes,
+    live: &mut Generation,
+    draining: &mut tokio::task::JoinSet<()>,
+) -> Result<String, String> {
+    match Generation::start(instance).await {
+        Ok(new) => {
+            routes.swap(RouteTable::new().with_default(new.site()));
+            let old = std::mem::replace(live, new);
+            draining.spawn(old.drain(Instant::now() + instance.app.graceful_timeout));
+            let done = match live.pool() {
+                Some(pool) => format!("{} new workers are serving", pool.ready_workers()),
+                None => "the new web command is serving".to_owned(),
+            };
+            tracing::info!("reloaded: {done}");
+            Ok(done)
+        }
+        Err(error) => {
+            tracing::error!("reload failed; the old generation keeps serving: {error:#}");
+            Err(format!("{error:#}"))
+        }
+    }
+}
+
+/// `capstan reload`: asks the running `capstan run` of DIR for a new generation.
 pub async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
     let dir = args
         .dir

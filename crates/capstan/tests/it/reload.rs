@@ -1,5 +1,7 @@
-//! Reloads and recycling: new workers take over with no request lost, and a
-//! reload whose code cannot load leaves the old workers serving.
+//! Reloads and recycling: a new generation (workers or web command, static
+//! routes, `[processes]`) takes over with no request lost, keep-alive
+//! connections move to it, and a reload whose code cannot load or whose health
+//! check fails leaves the old generation serving.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -450,4 +452,41 @@ fn with_no_health_path_an_app_whose_front_page_fails_does_not_serve() {
             && output.contains("tried 4 times"),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_command_app_reloads_into_a_new_command_and_the_old_one_stops() {
+    let app = crate::fixture::app_with(&[
+        (
+            "capstan.toml",
+            "[web]\ncommand = \"echo $$ >> web.pids; exec python3 -m http.server $PORT --bind 127.0.0.1\"\n",
+        ),
+        ("page.txt", "hi\n"),
+    ]);
+    let server = Server::start(app.path(), Opts::default());
+    let pids = app.path().join("web.pids");
+    let first: u32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (ok, output) = reload(app.path()).await;
+    assert!(ok, "{output}\n{}", server.stderr());
+    assert!(
+        output.contains("the new web command is serving"),
+        "{output}"
+    );
+    let response = client().get(server.url("/page.txt")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::fixture::alive(first) {
+        assert!(
+            Instant::now() < deadline,
+            "the old web command {first} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.stop(Duration::from_secs(30)).success());
 }
