@@ -55,6 +55,9 @@ pub struct Instance {
     pub certs: Option<Arc<CertStore>>,
     /// Write the access log for the app's requests.
     pub access_log: bool,
+    /// The Host of the health check: the first domain (`--domain` or the
+    /// app file's), else `localhost`.
+    pub health_host: String,
 }
 
 /// One running generation of an app.
@@ -91,7 +94,7 @@ impl Generation {
             web,
             processes: Vec::new(),
         };
-        if let Err(error) = health_check(&generation.site, app).await {
+        if let Err(error) = health_check(&generation.site, app, &instance.health_host).await {
             generation.stop(Duration::ZERO).await;
             return Err(error);
         }
@@ -244,8 +247,7 @@ fn build_site(
 /// GETs `[health] path` through the Site itself, with the app's first
 /// domain as Host, until it answers 2xx/3xx (with the default `/`, any
 /// answer that is not a server failure) or the retries are used up.
-async fn health_check(site: &Site, app: &App) -> anyhow::Result<()> {
-    let host = app.domains.first().map_or("localhost", String::as_str);
+async fn health_check(site: &Site, app: &App, host: &str) -> anyhow::Result<()> {
     let loopback = SocketAddr::from((IpAddr::from([127, 0, 0, 1]), 0));
     // Over "TLS" when the Site redirects plain HTTP: the check is for the app.
     let conn = Connection {

@@ -85,6 +85,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|addr| addr.port()),
         certs,
         access_log,
+        health_host: domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".to_owned()),
         app,
     };
     let app = &instance.app;

@@ -490,3 +490,22 @@ async fn a_web_command_app_reloads_into_a_new_command_and_the_old_one_stops() {
     }
     assert!(server.stop(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn the_health_check_asks_for_the_domain_given_with_the_flag() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\ndomains = [\"file.example\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
+         [health]\npath = \"/health\"\nretries = 0\n",
+    )
+    .unwrap();
+    std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    let output = Server::try_start(
+        app.path(),
+        Opts::args(&["--workers", "1", "--domain", "flag.example"]),
+    )
+    .err()
+    .expect("capstan refuses to serve an unhealthy app");
+    assert!(output.contains("with Host flag.example"), "{output}");
+}
