@@ -63,6 +63,8 @@ pub struct Instance {
 /// One running generation of an app.
 pub struct Generation {
     site: Arc<Site>,
+    /// Wakes when the Site is dropped.
+    site_dropped: tokio::sync::oneshot::Receiver<()>,
     pool: Option<Pool>,
     web: Option<Supervised>,
     processes: Vec<Supervised>,
@@ -75,30 +77,29 @@ impl Generation {
     pub async fn start(instance: &Instance) -> anyhow::Result<Generation> {
         let app = &instance.app;
         let (backend, pool, web) = start_backend(instance).await?;
-        let site = match build_site(instance, backend, pool.as_ref()) {
+        let (dropped, site_dropped) = tokio::sync::oneshot::channel();
+        let site = match build_site(instance, backend, pool.as_ref(), dropped) {
             Ok(site) => Arc::new(site),
             Err(error) => {
                 // Nothing serves yet, so the backend can go at once.
-                if let Some(pool) = &pool {
-                    pool.stop(Duration::ZERO).await;
-                }
-                if let Some(web) = web {
-                    web.stop().await;
-                }
+                stop(pool, web, Vec::new(), Duration::ZERO).await;
                 return Err(error.into());
             }
         };
-        let generation = Generation {
+        let mut generation = Generation {
             site,
+            site_dropped,
             pool,
             web,
             processes: Vec::new(),
         };
         if let Err(error) = health_check(&generation.site, app, &instance.health_host).await {
-            generation.stop(Duration::ZERO).await;
+            let Generation { pool, web, .. } = generation;
+            stop(pool, web, Vec::new(), Duration::ZERO).await;
             return Err(error);
         }
-        let mut generation = generation;
+        // Only a healthy generation's processes start (a worker queue
+        // would otherwise run jobs for code that never serves).
         for (name, process) in &app.processes {
             generation.processes.push(Supervised::start(ProcessSpec {
                 name: name.clone(),
@@ -124,32 +125,46 @@ impl Generation {
     /// Once its Site is out of the route table: waits until no request
     /// holds it (or `deadline`), then stops everything of the generation.
     pub async fn drain(self, deadline: Instant) {
-        // Requests hold the Site only while they run, so this ends within
-        // the longest response; a poll keeps the Site free of any hook.
-        while Arc::strong_count(&self.site) > 1 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if Arc::strong_count(&self.site) > 1 {
+        let Generation {
+            site,
+            site_dropped,
+            pool,
+            web,
+            processes,
+        } = self;
+        drop(site);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, site_dropped).await.is_err() {
             tracing::warn!(
                 "requests still running at the drain deadline; stopping the old generation anyway"
             );
         }
-        self.stop(deadline.saturating_duration_since(Instant::now()))
-            .await;
+        stop(
+            pool,
+            web,
+            processes,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
     }
+}
 
-    /// Stops the pool (giving requests in flight `grace`), the web command
-    /// and every process.
-    async fn stop(self, grace: Duration) {
-        if let Some(pool) = &self.pool {
-            pool.stop(grace).await;
-        }
-        if let Some(web) = self.web {
-            web.stop().await;
-        }
-        for process in self.processes {
-            process.stop().await;
-        }
+/// Stops the pool (giving requests in flight `grace`), the web command and
+/// every process.
+async fn stop(
+    pool: Option<Pool>,
+    web: Option<Supervised>,
+    processes: Vec<Supervised>,
+    grace: Duration,
+) {
+    if let Some(pool) = &pool {
+        pool.stop(grace).await;
+    }
+    if let Some(web) = web {
+        web.stop().await;
+    }
+    for process in processes {
+        process.stop().await;
     }
 }
 
@@ -225,6 +240,7 @@ fn build_site(
     instance: &Instance,
     backend: Backend,
     pool: Option<&Pool>,
+    dropped: tokio::sync::oneshot::Sender<()>,
 ) -> Result<Site, capstan_edge::static_files::StaticError> {
     let app = &instance.app;
     let reported = pool.map_or(&[][..], |pool| pool.static_mounts());
@@ -241,6 +257,7 @@ fn build_site(
         certs: instance.certs.clone(),
         access_log: instance.access_log,
         compression: app.http.compression,
+        dropped: Some(dropped),
     })
 }
 

@@ -34,6 +34,7 @@ fn static_site(dir: &std::path::Path, text: &str) -> Arc<Site> {
         certs: None,
         access_log: false,
         compression: false,
+        dropped: None,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct Site {
     pub access_log: bool,
     /// Compress this app's text responses for clients that accept it.
     pub compression: bool,
+    /// Dropped with the Site, so its receiver wakes once nothing (no table,
+    /// no request) holds the Site any more: how a generation knows it drained.
+    pub dropped: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Site {
