@@ -405,6 +405,24 @@ async fn ctrl_c_with_a_connection_held_past_the_graceful_timeout_still_stops_eve
     let request = client().get(server.url("/hold?s=60&mark=held")).send();
     let request = tokio::spawn(request);
     let worker = wait_for_hold(&log, "held", Duration::from_secs(10)).await;
+    // An upload that stalls once the edge reads its body (the 100 Continue
+    // says so): its request holds the app past every deadline.
+    let mut upload = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        upload
+            .write_all(
+                b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\
+                  Expect: 100-continue\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = [0u8; 64];
+        let n = upload.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 100 Continue"), "{answer}");
+        upload.write_all(b"a few bytes").await.unwrap();
+    }
 
     server.signal(Signal::SIGINT);
     assert!(
@@ -420,4 +438,5 @@ async fn ctrl_c_with_a_connection_held_past_the_graceful_timeout_still_stops_eve
         assert!(!alive(pid), "the {what} {pid} still runs:\n{stderr}");
     }
     request.abort();
+    drop(upload);
 }
