@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use capstan_runtime::Pool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
 
 /// The socket's path for an app's state folder.
 pub fn socket_path(state: &Path) -> PathBuf {
@@ -35,8 +35,28 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Answers control requests until the task is dropped.
-pub async fn serve(listener: UnixListener, pool: Option<Pool>) {
+/// A request for a new generation, handed to the loop that owns the live one.
+pub struct Reload {
+    reply: Option<oneshot::Sender<Result<String, String>>>,
+}
+
+impl Reload {
+    /// A reload nobody waits on (SIGHUP); the log tells its outcome.
+    pub fn unanswered() -> Self {
+        Reload { reply: None }
+    }
+
+    /// Tells the asker what became of it: what serves now, or why the old
+    /// generation still does.
+    pub fn answer(self, outcome: Result<String, String>) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Answers control requests until the task is dropped; reloads go to `reloads`.
+pub async fn serve(listener: UnixListener, reloads: mpsc::Sender<Reload>) {
     let own_uid = nix::unistd::getuid().as_raw();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -47,41 +67,28 @@ pub async fn serve(listener: UnixListener, pool: Option<Pool>) {
             Ok(cred) if cred.uid() == own_uid || cred.uid() == 0 => {}
             _ => continue,
         }
-        let pool = pool.clone();
+        let reloads = reloads.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
             if BufReader::new(read).read_line(&mut line).await.is_err() {
                 return;
             }
-            let answer = match (line.trim(), pool) {
-                ("reload", Some(pool)) => match reload(&pool).await {
-                    Ok(()) => format!("ok: {} new workers are serving\n", pool.ready_workers()),
-                    Err(error) => format!("error: {error}\n"),
-                },
-                ("reload", None) => {
-                    "error: this app runs a web command, which capstan cannot reload; restart it\n"
-                        .to_owned()
+            let answer = match line.trim() {
+                "reload" => {
+                    tracing::info!("reloading: starting a new generation from the current code");
+                    let (reply, outcome) = oneshot::channel();
+                    let sent = reloads.send(Reload { reply: Some(reply) }).await;
+                    match (sent, outcome.await) {
+                        (Ok(()), Ok(Ok(done))) => format!("ok: {done}\n"),
+                        (Ok(()), Ok(Err(error))) => format!("error: {error}\n"),
+                        _ => "error: capstan is stopping\n".to_owned(),
+                    }
                 }
-                (other, _) => format!("error: unknown command {other:?}\n"),
+                other => format!("error: unknown command {other:?}\n"),
             };
             let _ = write.write_all(answer.as_bytes()).await;
         });
-    }
-}
-
-/// Reloads the pool, logging the outcome.
-pub async fn reload(pool: &Pool) -> Result<(), capstan_runtime::BootError> {
-    tracing::info!("reloading: starting new workers from the current code");
-    match pool.reload().await {
-        Ok(()) => {
-            tracing::info!("reloaded: the new workers are serving");
-            Ok(())
-        }
-        Err(error) => {
-            tracing::error!("reload failed; the old workers keep serving: {error}");
-            Err(error)
-        }
     }
 }
 

@@ -4,6 +4,7 @@ mod app_env;
 mod cli;
 mod control;
 mod exec;
+mod generation;
 mod logging;
 mod loopback;
 mod release;

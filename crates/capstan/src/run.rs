@@ -1,23 +1,19 @@
 //! `capstan run`: one app, in the foreground, state in its own folder.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use capstan_config::{AcmeChallenge, App, Web};
-use capstan_edge::static_files::StaticFiles;
+use capstan_config::{AcmeChallenge, App};
 use capstan_edge::tls::{self, CertStore};
-use capstan_edge::{Backend, Listener, Proxy, ServeOptions, Site};
-use capstan_runtime::{Pool, PoolSpec, ProcessSpec, Supervised};
+use capstan_edge::{Listener, RouteTable, Routes, ServeOptions};
 use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
-use crate::{app_env, control, loopback, release, static_routes};
-
-/// How long a `command` web process gets to start listening on $PORT.
-const COMMAND_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::generation::{Generation, Instance};
+use crate::{app_env, control, release};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let app = capstan_config::load(&args.dir)?;
@@ -65,68 +61,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let venv = app_env::python_env(&app, args.venv.as_deref(), &state).await?;
     let env = app_env::process_env(&app.env, &venv);
-    let workdir = app_env::workdir(&app);
     // Release commands, like every Procfile entry, start in the app's root;
     // `workdir` (gunicorn's --chdir) is where the Python workers start.
     release::run(&app, &venv, &app.root).await?;
 
-    let backend = match &app.web {
-        Web::Wsgi(target) => {
-            let shim = capstan_shim::write_to(&state).with_context(|| {
-                format!("could not write the worker shim into {}", state.display())
-            })?;
-            let mut spec = PoolSpec::new(
-                app.name.as_str(),
-                venv.python.clone(),
-                shim,
-                &target.to_string(),
-                workdir.clone(),
-            );
-            spec.env = env.clone();
-            if let Some(workers) = args.workers.map(usize::from).or(app.workers) {
-                spec.workers = workers;
-            }
-            spec.threads = args.threads.map_or(app.threads, usize::from);
-            spec.timeout = app.timeout;
-            spec.graceful_timeout = app.graceful_timeout;
-            spec.max_requests = app.max_requests;
-            spec.max_requests_jitter = app.max_requests_jitter;
-            spec.max_rss = app.max_rss;
-            if let Some(max_queue) = app.max_queue {
-                spec.max_queue = max_queue;
-            }
-            if let Some(queue_timeout) = app.queue_timeout {
-                spec.queue_timeout = queue_timeout;
-            }
-            if let Some(pipeline) = app.pipeline {
-                spec.pipeline = pipeline;
-            }
-            tracing::info!(app = %target, workers = spec.workers, threads = spec.threads, "starting workers");
-            Backend::Python(Pool::start(spec).await?)
-        }
-        Web::Command { command } => {
-            let port = free_port()?;
-            let web = Supervised::start(ProcessSpec {
-                name: "web".into(),
-                command: command.clone(),
-                cwd: workdir.clone(),
-                env: loopback::command_env(&env, port),
-                kill_grace: Duration::from_secs(10),
-            });
-            if let Err(error) = wait_for_port(port, COMMAND_BOOT_TIMEOUT).await {
-                web.stop().await;
-                return Err(error);
-            }
-            if let Some(addr) = loopback::exposed(port) {
-                tracing::warn!(
-                    "web command listens on {addr}, so anyone can reach it directly, without \
-                     TLS, limits or logs; make it listen on 127.0.0.1:$PORT, e.g. gunicorn \
-                     --bind 127.0.0.1:$PORT"
-                );
-            }
-            Backend::Proxy(Box::new(Proxy::new(port)), web)
-        }
+    let access_log = app.http.access_log && !args.no_access_log;
+    let options = ServeOptions {
+        access_log,
+        certs: certs.clone(),
+        graceful_timeout: app.graceful_timeout,
+        client_timeout: app.http.client_timeout,
     };
+    let instance = Instance {
+        workdir: app_env::workdir(&app),
+        venv,
+        env,
+        state: state.clone(),
+        workers: args.workers.map(usize::from),
+        threads: args.threads.map(usize::from),
+        https_port: args
+            .tls_listen
+            .filter(|_| app.http.https_redirect)
+            .map(|addr| addr.port()),
+        certs,
+        access_log,
+        health_host: domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "localhost".to_owned()),
+        app,
+    };
+    let app = &instance.app;
+    let mut live = Generation::start(&instance).await?;
+    // `capstan run` is the one-app case: its Site answers every Host.
+    let routes = Routes::new(RouteTable::new().with_default(live.site()));
 
     // Cron jobs run in the app's root with the processes' env, as crontab
     // would run them from there.
@@ -136,54 +104,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             app.cron.clone(),
             capstan_cron::ShellLauncher {
                 cwd: app.root.clone(),
-                env: env.clone(),
+                env: instance.env.clone(),
             },
         )
     });
 
-    let mut processes = Vec::new();
-    for (name, process) in &app.processes {
-        processes.push(Supervised::start(ProcessSpec {
-            name: name.clone(),
-            command: process.command.clone(),
-            cwd: app.root.clone(),
-            env: env.clone(),
-            kill_grace: Duration::from_secs(10),
-        }));
-    }
-
-    let reported = match &backend {
-        Backend::Python(pool) => pool.static_mounts().to_vec(),
-        Backend::Proxy(..) => Vec::new(),
-    };
-    let static_files = StaticFiles::new(static_routes::routes(&app, &reported))?;
-    let site = Arc::new(Site {
-        static_files,
-        backend,
-        trusted_proxies: app.http.trusted_proxies.clone(),
-        max_body_size: app.http.max_body_size,
-        client_timeout: app.http.client_timeout,
-        body_temp_dir: Some(state.clone()),
-        https_port: args
-            .tls_listen
-            .filter(|_| app.http.https_redirect)
-            .map(|addr| addr.port()),
-        hsts: app.http.hsts,
-        certs,
-    });
-    let options = ServeOptions {
-        access_log: app.http.access_log && !args.no_access_log,
-        compression: app.http.compression,
-        graceful_timeout: app.graceful_timeout,
-        client_timeout: app.http.client_timeout,
-    };
-
-    let pool = match &site.backend {
-        Backend::Python(pool) => Some(pool.clone()),
-        Backend::Proxy(..) => None,
-    };
-    let control_task = tokio::spawn(control::serve(control, pool.clone()));
-    let hangup_task = pool.map(|pool| tokio::spawn(reload_on_hangup(pool)));
+    let (reloads, mut reload_requests) = tokio::sync::mpsc::channel(4);
+    let control_task = tokio::spawn(control::serve(control, reloads.clone()));
+    let hangup_task = tokio::spawn(reload_on_hangup(reloads));
 
     tracing::info!("serving {} at http://{}", app.name.as_str(), args.listen);
     if let Some(addr) = args.tls_listen {
@@ -194,34 +122,78 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(acme) = acme.as_mut() {
         acme.begin();
     }
-    capstan_edge::serve(listeners, Arc::clone(&site), options, shutdown_signal()).await;
-    drop(acme);
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(capstan_edge::serve(
+        listeners,
+        routes.clone(),
+        options,
+        async {
+            let _ = serving_stopped.await;
+        },
+    ));
 
+    // One owner for the live generation: reloads and the stop signal take turns.
+    let mut draining = tokio::task::JoinSet::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(reload) = reload_requests.recv() => {
+                // Finished drains are collected as they come.
+                while draining.try_join_next().is_some() {}
+                reload.answer(switch(&instance, &routes, &mut live, &mut draining).await);
+            }
+        }
+    }
+
+    let stopping = Instant::now();
+    let _ = stop_serving.send(());
+    let _ = serving.await;
+    drop(acme);
     tracing::info!("stopping");
     control_task.abort();
-    if let Some(task) = hangup_task {
-        task.abort();
-    }
+    hangup_task.abort();
     let _ = std::fs::remove_file(control::socket_path(&state));
-    match &site.backend {
-        Backend::Python(pool) => pool.stop(app.graceful_timeout).await,
-        Backend::Proxy(..) => {}
-    }
-    let site = Arc::try_unwrap(site).map_err(|_| anyhow!("connections still hold the app"))?;
-    if let Backend::Proxy(_, web) = site.backend {
-        web.stop().await;
-    }
+    // Whatever connections are still open, everything of the app stops.
+    routes.swap(RouteTable::new());
+    live.drain(stopping + app.graceful_timeout).await;
+    while draining.join_next().await.is_some() {}
     if let Some(cron) = cron {
         cron.stop(Duration::from_secs(10)).await;
-    }
-    for process in processes {
-        process.stop().await;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// `capstan reload`: asks the running `capstan run` of DIR for new workers.
+/// A reload: a new generation, health-checked, in the table in place of
+/// `live`, which drains meanwhile. On failure `live` keeps serving.
+async fn switch(
+    instance: &Instance,
+    routes: &Routes,
+    live: &mut Generation,
+    draining: &mut tokio::task::JoinSet<()>,
+) -> Result<String, String> {
+    match Generation::start(instance).await {
+        Ok(new) => {
+            routes.swap(RouteTable::new().with_default(new.site()));
+            let old = std::mem::replace(live, new);
+            draining.spawn(old.drain(Instant::now() + instance.app.graceful_timeout));
+            let done = match live.pool() {
+                Some(pool) => format!("{} new workers are serving", pool.ready_workers()),
+                None => "the new web command is serving".to_owned(),
+            };
+            tracing::info!("reloaded: {done}");
+            Ok(done)
+        }
+        Err(error) => {
+            tracing::error!("reload failed; the old generation keeps serving: {error:#}");
+            Err(format!("{error:#}"))
+        }
+    }
+}
+
+/// `capstan reload`: asks the running `capstan run` of DIR for a new generation.
 pub async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
     let dir = args
         .dir
@@ -243,14 +215,17 @@ pub async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Each SIGHUP reloads the workers, as it does for gunicorn.
-async fn reload_on_hangup(pool: Pool) {
+/// Each SIGHUP starts a new generation, as it reloads gunicorn's workers.
+async fn reload_on_hangup(reloads: tokio::sync::mpsc::Sender<control::Reload>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         return;
     };
     while hangups.recv().await.is_some() {
-        let _ = control::reload(&pool).await;
+        tracing::info!("reloading: starting a new generation from the current code");
+        if reloads.send(control::Reload::unanswered()).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -347,31 +322,6 @@ fn start_acme(
     let acme = capstan_acme::start(settings, &issuable, Arc::clone(certs))
         .map_err(|problem| anyhow!("{problem}"))?;
     Ok(Some(acme))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0))
-        .context("could not find a free local port for the web command")?;
-    Ok(listener.local_addr()?.port())
-}
-
-async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if tokio::net::TcpStream::connect((IpAddr::from([127, 0, 0, 1]), port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the web command did not start listening on $PORT ({port}) within {timeout:?}. \
-                 Make sure it binds to the port given in the PORT environment variable; its output is above."
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one stops at once.

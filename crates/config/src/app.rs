@@ -70,6 +70,13 @@ pub struct App {
     pub tls: TlsSettings,
     /// Path that must answer 2xx/3xx before traffic moves (default `/`).
     pub health_path: String,
+    /// Whether `[health] path` was set; with the default `/`, which many
+    /// apps do not serve, any answer but 500, 502, 503 or 504 passes.
+    pub health_path_set: bool,
+    /// How long one health check may take (`[health] timeout`).
+    pub health_timeout: Duration,
+    /// How many times a failed health check is tried again (`[health] retries`).
+    pub health_retries: u32,
     /// Directory workers start in (gunicorn `--chdir`), absolute; `None` = `root`.
     pub workdir: Option<PathBuf>,
     /// Things the user may want to know: settings that were ignored or guessed,
@@ -277,6 +284,10 @@ pub const DEFAULT_STATIC_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600)
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 100 << 20;
 /// Default `[health] path`.
 pub const DEFAULT_HEALTH_PATH: &str = "/";
+/// Default `[health] timeout`.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[health] retries`.
+pub const DEFAULT_HEALTH_RETRIES: u32 = 3;
 
 /// What one settings file said, before discovery fills the gaps and `.env` is merged.
 /// Both the TOML reader and the Procfile reader produce this.
@@ -306,6 +317,8 @@ pub(crate) struct Partial {
     pub http: HttpSettings,
     pub tls: TlsSettings,
     pub health_path: Option<String>,
+    pub health_timeout: Option<Duration>,
+    pub health_retries: Option<u32>,
     pub workdir: Option<PathBuf>,
     pub notes: Vec<String>,
     pub warnings: Vec<String>,

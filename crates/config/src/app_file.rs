@@ -47,7 +47,7 @@ const WEB_KEYS: &[&str] = &[
 ];
 const RELEASE_KEYS: &[&str] = &["commands"];
 const PROCESS_KEYS: &[&str] = &["command"];
-const HEALTH_KEYS: &[&str] = &["path"];
+const HEALTH_KEYS: &[&str] = &["path", "timeout", "retries"];
 
 /// Reads `capstan.toml`. `root` is the canonical app directory.
 pub(crate) fn read_capstan_toml(root: &Path, text: &str) -> Result<Partial, ConfigError> {
@@ -131,7 +131,7 @@ fn read_settings(root: &Path, table: &Table<'_>) -> Result<Partial, ConfigError>
             "release" => p.release = read_release(&f.table()?)?,
             "processes" => p.processes = read_processes(&f.table()?)?,
             "cron" => p.cron = read_cron(&f.table()?)?,
-            "health" => p.health_path = Some(read_health(&f.table()?)?),
+            "health" => read_health(&f.table()?, &mut p)?,
             "http" => p.http = read_http(&f.table()?)?,
             "tls" => p.tls = read_tls(root, &f.table()?)?,
             "env" => p.env = read_env(&f.table()?)?,
@@ -227,10 +227,20 @@ fn read_processes(table: &Table<'_>) -> Result<BTreeMap<String, Process>, Config
     Ok(processes)
 }
 
-fn read_health(table: &Table<'_>) -> Result<String, ConfigError> {
+fn read_health(table: &Table<'_>, p: &mut Partial) -> Result<(), ConfigError> {
     table.check_keys(HEALTH_KEYS)?;
+    if let Some(f) = table.get("timeout") {
+        let timeout = f.duration()?;
+        if timeout.is_zero() {
+            return Err(f.bad("must be more than 0s, like \"10s\""));
+        }
+        p.health_timeout = Some(timeout);
+    }
+    if let Some(f) = table.get("retries") {
+        p.health_retries = Some(f.int_in(0..=100)? as u32);
+    }
     let Some(f) = table.get("path") else {
-        return Ok(crate::app::DEFAULT_HEALTH_PATH.to_owned());
+        return Ok(());
     };
     let path = f.str()?;
     // SECURITY: the path goes into a request line; whitespace or control characters
@@ -245,7 +255,8 @@ fn read_health(table: &Table<'_>) -> Result<String, ConfigError> {
              like \"/healthz\""
         )));
     }
-    Ok(path.to_owned())
+    p.health_path = Some(path.to_owned());
+    Ok(())
 }
 
 fn read_env(table: &Table<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -326,6 +337,8 @@ schedule = "*/5 * * * *"
 command = "flask cleanup"
 [health]
 path = "/healthz"
+timeout = "5s"
+retries = 2
 [http]
 trusted_proxies = ["10.0.0.0/8", "192.168.1.10", "10.1.2.3/16"]
 max_body_size = "10MB"
@@ -360,6 +373,8 @@ DEBUG = false
         assert_eq!(p.processes["tasks"].command, "rq worker microblog-tasks");
         assert_eq!(p.cron["cleanup"].schedule.as_str(), "*/5 * * * *");
         assert_eq!(p.health_path.as_deref(), Some("/healthz"));
+        assert_eq!(p.health_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(p.health_retries, Some(2));
         let nets: Vec<String> = p
             .http
             .trusted_proxies
@@ -448,7 +463,10 @@ DEBUG = false
             ("\n[processes.tasks]\n", "capstan.toml:2: missing key `command` in [processes.tasks]"),
             ("[processes]\ntasks = \"rq worker\"\n", "capstan.toml:2: bad value for `tasks`: expected a table, found a string"),
             ("[health]\npath = \"healthz\"\n", "capstan.toml:2: bad value for `path`: \"healthz\" is not a URL path"),
-            ("[health]\nurl = \"/\"\n", "capstan.toml:2: unknown key `url` in [health]; expected one of: path"),
+            ("[health]\nurl = \"/\"\n", "capstan.toml:2: unknown key `url` in [health]; expected one of: path, timeout, retries"),
+            ("[health]\ntimeout = \"0s\"\n", "capstan.toml:2: bad value for `timeout`: must be more than 0s"),
+            ("[health]\ntimeout = \"soon\"\n", "capstan.toml:2: bad value for `timeout`: \"soon\" is not a duration"),
+            ("[health]\nretries = -1\n", "capstan.toml:2: bad value for `retries`:"),
             ("[env]\n\"MY-VAR\" = \"x\"\n", "capstan.toml:2: bad value for `MY-VAR`: \"MY-VAR\" is not a valid environment variable name"),
             ("[env]\nRATIO = 1.5\n", "capstan.toml:2: bad value for `RATIO`: expected a string, integer or boolean, found a float; put it in quotes"),
             ("[env]\nA = \"x\\u0000y\"\n", "capstan.toml:2: bad value for `A`: must not contain a NUL character"),

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::app::{
-    App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_THREADS,
-    DEFAULT_TIMEOUT,
+    App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH,
+    DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_THREADS, DEFAULT_TIMEOUT,
 };
 use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
 use crate::discover::{find_wsgi, requirements, Hints, Setting};
@@ -175,9 +175,12 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         domains: partial.domains,
         http: partial.http,
         tls: partial.tls,
+        health_path_set: partial.health_path.is_some(),
         health_path: partial
             .health_path
             .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned()),
+        health_timeout: partial.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+        health_retries: partial.health_retries.unwrap_or(DEFAULT_HEALTH_RETRIES),
         workdir: partial.workdir,
         notes: partial.notes,
         warnings: partial.warnings,
@@ -291,6 +294,9 @@ mod tests {
             Requirements::Txt(root.join("requirements.txt"))
         );
         assert_eq!(app.health_path, "/");
+        assert!(!app.health_path_set);
+        assert_eq!(app.health_timeout, DEFAULT_HEALTH_TIMEOUT);
+        assert_eq!(app.health_retries, DEFAULT_HEALTH_RETRIES);
         assert!(app.env.is_empty() && app.processes.is_empty() && app.release.is_empty());
         assert!(app.notes.is_empty());
     }

@@ -19,10 +19,14 @@ use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
 
 use crate::access_log::{Entry, Logged};
+use crate::body::Body;
 use crate::compression::Compressible;
 use crate::environ::Connection;
+use crate::front;
 use crate::raw_head;
+use crate::routes::Routes;
 use crate::site::Site;
+use crate::tls::CertStore;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,12 +46,13 @@ pub struct Listener {
 }
 
 /// Edge-wide settings that are not per app.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
-    /// Write the access log.
+    /// Write the access log for what the front answers itself (refusals,
+    /// ACME, the 404 for an unknown Host); each Site says for its own.
     pub access_log: bool,
-    /// Compress text responses for clients that accept it.
-    pub compression: bool,
+    /// The certificates served, and the ACME challenges in progress.
+    pub certs: Option<Arc<CertStore>>,
     /// How long in-flight responses get to finish after the stop signal.
     pub graceful_timeout: Duration,
     /// How long a client gets to send a request's head; also how long an idle
@@ -55,21 +60,25 @@ pub struct ServeOptions {
     pub client_timeout: Duration,
 }
 
-/// Serves `site` on every listener until `shutdown` resolves, then stops
-/// accepting and waits (up to the graceful timeout) for open responses.
+/// Serves the Sites of `routes` on every listener until `shutdown`
+/// resolves, then stops accepting and waits (up to the graceful timeout)
+/// for open responses. Each request reads the table once, so a swap moves
+/// keep-alive connections to the new Sites on their next request.
 pub async fn serve(
     listeners: Vec<Listener>,
-    site: Arc<Site>,
+    routes: Routes,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
+    let timeout = options.graceful_timeout;
+    let options = Arc::new(options);
     let mut accept_loops = tokio::task::JoinSet::new();
     for listener in listeners {
         accept_loops.spawn(accept_loop(
             listener,
-            Arc::clone(&site),
-            options,
+            routes.clone(),
+            Arc::clone(&options),
             Arc::clone(&graceful),
         ));
     }
@@ -78,18 +87,21 @@ pub async fn serve(
     while accept_loops.join_next().await.is_some() {}
     let graceful =
         Arc::try_unwrap(graceful).unwrap_or_else(|_| unreachable!("accept loops are gone"));
-    if tokio::time::timeout(options.graceful_timeout, graceful.shutdown())
+    if tokio::time::timeout(timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(timeout = ?options.graceful_timeout, "connections still open at the shutdown deadline; closing them");
+        tracing::warn!(
+            ?timeout,
+            "connections still open at the shutdown deadline; closing them"
+        );
     }
 }
 
 async fn accept_loop(
     listener: Listener,
-    site: Arc<Site>,
-    options: ServeOptions,
+    routes: Routes,
+    options: Arc<ServeOptions>,
     graceful: Arc<GracefulShutdown>,
 ) {
     let local = listener.tcp.local_addr().ok();
@@ -114,12 +126,13 @@ async fn accept_loop(
             peer,
             tls: listener.tls.is_some(),
         };
-        let site = Arc::clone(&site);
+        let routes = routes.clone();
+        let options = Arc::clone(&options);
         let watcher = graceful.watcher();
         let tls = listener.tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, conn, site, options, watcher, None).await,
+                None => serve_connection(stream, conn, routes, options, watcher, None).await,
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
@@ -132,7 +145,7 @@ async fn accept_loop(
                         return;
                     }
                     let h2 = alpn == Some(b"h2");
-                    serve_connection(stream, conn, site, options, watcher, Some(h2)).await
+                    serve_connection(stream, conn, routes, options, watcher, Some(h2)).await
                 }
             }
         });
@@ -142,34 +155,41 @@ async fn accept_loop(
 async fn serve_connection<S>(
     stream: S,
     conn: Connection,
-    site: Arc<Site>,
-    options: ServeOptions,
+    routes: Routes,
+    options: Arc<ServeOptions>,
     watcher: hyper_util::server::graceful::Watcher,
     h2: Option<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = h2 == Some(true);
+    let client_timeout = options.client_timeout;
     // HTTP/1: the raw heads are watched for what hyper's parser hides.
     let (stream, verdicts) = raw_head::Watched::new(stream, !h2);
     let verdicts = (!h2).then_some(verdicts);
     let compression = CompressionLayer::new().compress_when(Compressible);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let site = Arc::clone(&site);
+        // The one lookup: this request keeps its Site to the last body byte.
+        let site = routes.site_for(&request);
+        let options = Arc::clone(&options);
         let compression = compression.clone();
         let refusal = verdicts.as_ref().and_then(raw_head::Verdicts::next);
         async move {
-            let entry = options.access_log.then(|| entry_for(&request, &conn));
+            let access_log = site.as_ref().map_or(options.access_log, |s| s.access_log);
+            let compress = site.as_ref().is_some_and(|s| s.compression);
+            let entry = access_log.then(|| entry_for(&request, &conn));
+            let held = site.clone();
             let app = tower::service_fn(move |request: Request<Incoming>| {
-                let site = Arc::clone(&site);
+                let site = site.clone();
+                let options = Arc::clone(&options);
                 async move {
                     Ok::<_, Infallible>(match refusal {
                         Some(refusal) => refusal.response(),
-                        None => site.handle(request, conn).await,
+                        None => front::handle(request, conn, site, options.certs.as_deref()).await,
                     })
                 }
             });
-            let response = if options.compression {
+            let response = if compress {
                 tower::Layer::layer(&compression, app)
                     .oneshot(request)
                     .await
@@ -185,7 +205,7 @@ async fn serve_connection<S>(
                 entry.status = response.status().as_u16();
                 entry
             });
-            Ok::<_, Infallible>(response.map(|body| Logged::new(body, entry)))
+            Ok::<_, Infallible>(response.map(|body| Logged::new(Holding::new(body, held), entry)))
         }
     });
     let io = TokioIo::new(stream);
@@ -200,7 +220,7 @@ async fn serve_connection<S>(
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(options.client_timeout)
+            .header_read_timeout(client_timeout)
             .keep_alive(true)
             // nginx allows 32 KiB of headers by default.
             .max_buf_size(MAX_HEADER_BYTES)
@@ -253,4 +273,37 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(2048)
+}
+
+/// A response body that keeps its request's Site alive until it is sent,
+/// so a drained generation stops only after its last byte went out.
+struct Holding {
+    inner: Body,
+    _site: Option<Arc<Site>>,
+}
+
+impl Holding {
+    fn new(inner: Body, site: Option<Arc<Site>>) -> Self {
+        Holding { inner, _site: site }
+    }
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

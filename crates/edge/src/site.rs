@@ -1,36 +1,30 @@
-//! The request pipeline of one app: every step a request passes, in order,
-//! on one screen.
+//! One app as the edge serves it: the steps a request passes once the front
+//! has routed it here (HTTPS redirect, static files or the backend, HSTS), in
+//! order, on one screen.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use capstan_runtime::Pool;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use ipnet::IpNet;
 
 use crate::body::Body;
 use crate::environ::Connection;
-use crate::errors::{bad_request, closing_response};
 use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
 use crate::request_body::{self, BodyLimits, BODY_MEMORY_LIMIT};
-use crate::request_rules::{self, Verdict};
 use crate::static_files::StaticFiles;
 use crate::tls::CertStore;
-
-/// Where ACME servers fetch HTTP-01 tokens (RFC 8555, 8.3).
-const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
-
-/// The longest request target (path and query) accepted.
-const MAX_TARGET_BYTES: usize = 8 * 1024;
 
 /// Where requests that are not static files go.
 pub enum Backend {
     /// The built-in Python runtime.
     Python(Pool),
-    /// A command listening on a local port, and its supervision.
-    Proxy(Box<Proxy>, capstan_runtime::Supervised),
+    /// A command listening on a local port (whoever started the command
+    /// owns it; the edge only forwards to its port).
+    Proxy(Box<Proxy>),
 }
 
 /// One app as the edge serves it.
@@ -53,54 +47,31 @@ pub struct Site {
     /// certificate a CA issued (never with a self-signed one: browsers would
     /// refuse the site with no way past the warning).
     pub hsts: bool,
-    /// The certificates served, and the ACME challenges in progress.
+    /// The certificates served, to tell a CA-issued one (HSTS) from the
+    /// self-signed fallback.
     pub certs: Option<Arc<CertStore>>,
+    /// Write the access log for this app's requests.
+    pub access_log: bool,
+    /// Compress this app's text responses for clients that accept it.
+    pub compression: bool,
+    /// Dropped with the Site, so its receiver wakes once nothing (no table,
+    /// no request) holds the Site any more: how a generation knows it drained.
+    pub dropped: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Site {
-    /// Answers one request.
-    pub async fn handle<B>(
-        self: &Arc<Self>,
-        mut request: Request<B>,
-        conn: Connection,
-    ) -> Response<Body>
+    /// Answers one request that the front has checked and routed here;
+    /// the health check calls it directly with a request it built.
+    pub async fn handle<B>(&self, request: Request<B>, conn: Connection) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        // 0. What RFC 9110/9112/9113 make a server refuse (edge::request_rules).
-        match request_rules::check(&mut request) {
-            Verdict::Serve => {}
-            Verdict::ServerOptions => return server_options(),
-            Verdict::Refuse(refusal) => return refusal.response(),
-        }
-        // SECURITY: both framings at once is how requests are smuggled past
-        // proxies. On HTTP/1 edge::raw_head refuses the pair before hyper
-        // drops the Content-Length (and h2 refuses Transfer-Encoding); this
-        // refuses it should any transport ever pass both through.
-        if request.headers().contains_key(header::TRANSFER_ENCODING)
-            && request.headers().contains_key(header::CONTENT_LENGTH)
-        {
-            return bad_request("Content-Length and Transfer-Encoding cannot both be sent.");
-        }
-        // nginx's limit for a request line is 8 KiB; longer targets are refused.
-        if request
-            .uri()
-            .path_and_query()
-            .map_or(0, |pq| pq.as_str().len())
-            > MAX_TARGET_BYTES
-        {
-            return closing_response(StatusCode::URI_TOO_LONG, "The request target is too long.");
-        }
-        // 1. ACME HTTP-01 challenges, on any listener, before the redirect.
-        if let Some(answer) = self.acme_challenge(&request) {
-            return answer;
-        }
-        // 2. Plain HTTP goes to HTTPS when TLS is on.
+        // 1. Plain HTTP goes to HTTPS when the app asks for it and TLS is on.
         if let (false, Some(port)) = (conn.tls, self.https_port) {
             return redirect::to_https(&request, port);
         }
-        // 3. Static files, straight from disk; 4. or the app.
+        // 2. Static files, straight from disk; 3. or the app.
         let hsts = self.wants_hsts(&conn, request.uri(), request.headers());
         let mut response = if self.static_files.matches(request.uri().path()) {
             let (method, uri, headers) = (request.method(), request.uri(), request.headers());
@@ -136,23 +107,8 @@ impl Site {
             Backend::Python(pool) => {
                 crate::python_app::handle(pool, &parts, body, &client, &conn).await
             }
-            Backend::Proxy(proxy, _) => proxy.handle(parts, body, &client).await,
+            Backend::Proxy(proxy) => proxy.handle(parts, body, &client).await,
         }
-    }
-
-    /// The answer to an HTTP-01 challenge request, when one is in progress
-    /// for its token; unknown tokens fall through to the app (as nginx would
-    /// serve them from disk).
-    fn acme_challenge<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
-        let token = request.uri().path().strip_prefix(ACME_CHALLENGE_PREFIX)?;
-        let answer = self.certs.as_ref()?.http_challenge(token)?;
-        tracing::debug!(token, "answered an ACME HTTP-01 challenge");
-        let mut response = Response::new(crate::body::full(answer));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        Some(response)
     }
 
     /// HSTS goes out over TLS, for a host whose certificate a CA issued.
@@ -172,15 +128,6 @@ impl Site {
         });
         host.is_some_and(|host| certs.is_trusted(host))
     }
-}
-
-/// `OPTIONS *` asks about the server as a whole (RFC 9110, 9.3.7): 200, no body.
-fn server_options() -> Response<Body> {
-    let mut response = Response::new(crate::body::empty());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    response
 }
 
 fn add_hsts(response: &mut Response<Body>) {

@@ -1,5 +1,7 @@
-//! Reloads and recycling: new workers take over with no request lost, and a
-//! reload whose code cannot load leaves the old workers serving.
+//! Reloads and recycling: a new generation (workers or web command, static
+//! routes, `[processes]`) takes over with no request lost, keep-alive
+//! connections move to it, and a reload whose code cannot load or whose health
+//! check fails leaves the old generation serving.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -243,4 +245,267 @@ async fn a_worker_past_max_rss_is_replaced_between_requests() {
         "{}",
         server.stderr()
     );
+}
+
+/// Waits until `path` has a line starting with `prefix`; returns the rest.
+async fn wait_for_line(path: &Path, prefix: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(rest) = text.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line {prefix:?} in {}: {text:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A probe with a `[processes]` entry that logs the VERSION it started with
+/// and its pid into processes.log.
+fn probe_with_a_process() -> tempfile::TempDir {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\n\n[web]\nwsgi = \"app:app\"\n\n[processes.marker]\n\
+         command = \"echo \\\"$(cat VERSION) $$\\\" >> processes.log; exec sleep 600\"\n",
+    )
+    .unwrap();
+    std::fs::write(app.path().join("VERSION"), "v1").unwrap();
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_under_load_loses_no_request_and_restarts_the_processes_with_the_new_code() {
+    let app = probe_with_a_process();
+    let log = app.path().join("processes.log");
+    let server = Server::start(app.path(), Opts::default());
+    let old: u32 = wait_for_line(&log, "v1 ", Duration::from_secs(20))
+        .await
+        .parse()
+        .unwrap();
+    let before = pid_serving(&server).await;
+    let load = Load::start(server.url("/environ"), 6, Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(app.path().join("VERSION"), "v2").unwrap();
+    let started = Instant::now();
+    let (ok, output) = reload(app.path()).await;
+    let took = started.elapsed();
+    assert!(ok, "{output}\n{}", server.stderr());
+    // Traffic across the old generation's drain too.
+    let new: u32 = wait_for_line(&log, "v2 ", Duration::from_secs(20))
+        .await
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::fixture::alive(old) {
+        assert!(
+            Instant::now() < deadline,
+            "the old process {old} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ok, failed, errors) = load.finish().await;
+    assert_eq!(failed, 0, "{errors:?}\n{}", server.stderr());
+    assert!(ok > 20, "only {ok} requests went through");
+    eprintln!("a reload under load took {took:?}: {ok} requests, {failed} failed");
+    assert!(crate::fixture::alive(new), "the new process runs");
+    assert_ne!(pid_serving(&server).await, before);
+    assert!(server.stop(Duration::from_secs(30)).success());
+    assert!(
+        !crate::fixture::alive(new),
+        "the process stopped with capstan"
+    );
+}
+
+/// Sends GET `path` on an open keep-alive connection; the JSON body.
+async fn get_on(stream: &mut tokio::net::TcpStream, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("a content-length")
+                .trim()
+                .parse()
+                .unwrap();
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the connection closed mid-body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap();
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before a response");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_opened_before_a_reload_is_served_by_the_new_generation() {
+    let app = app_copy("probe");
+    let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let mut stream = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let first = get_on(&mut stream, "/environ").await;
+    let (ok, output) = reload(app.path()).await;
+    assert!(ok, "{output}");
+    let second = get_on(&mut stream, "/environ").await;
+    assert_eq!(
+        first["REMOTE_PORT"], second["REMOTE_PORT"],
+        "the same connection"
+    );
+    assert_ne!(
+        first["pid"],
+        second["pid"],
+        "the new generation's worker answered:\n{}",
+        server.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fails_its_health_check_keeps_the_old_generation_serving() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\n\n[web]\nwsgi = \"app:app\"\n\n[health]\npath = \"/health\"\n\
+         timeout = \"5s\"\nretries = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(app.path(), Opts::args(&["--workers", "1"]));
+    let before = pid_serving(&server).await;
+    let workers = server.descendants();
+    std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    let (ok, output) = reload(app.path()).await;
+    assert!(!ok, "an unhealthy reload must fail: {output}");
+    for text in [&output, &server.stderr()] {
+        assert!(
+            text.contains("the health check failed: GET /health with Host localhost")
+                && text.contains("503")
+                && text.contains("UNHEALTHY existed at import")
+                && text.contains("tried 2 times"),
+            "{text}"
+        );
+    }
+    assert!(
+        server.stderr().contains("the old generation keeps serving"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(pid_serving(&server).await, before, "the old worker serves");
+    assert_eq!(
+        server.descendants(),
+        workers,
+        "the unhealthy generation's workers are stopped"
+    );
+}
+
+#[test]
+fn an_app_that_fails_its_health_check_at_start_does_not_serve() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\ndomains = [\"probe.example\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
+         [health]\npath = \"/health\"\nretries = 0\n",
+    )
+    .unwrap();
+    std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    let output = Server::try_start(app.path(), Opts::args(&["--workers", "1"]))
+        .err()
+        .expect("capstan refuses to serve an unhealthy app");
+    assert!(
+        output.contains("GET /health with Host probe.example must answer 2xx or 3xx")
+            && output.contains("point [health] path at a page"),
+        "{output}"
+    );
+}
+
+#[test]
+fn with_no_health_path_an_app_whose_front_page_fails_does_not_serve() {
+    let app = crate::fixture::app_with(&[
+        (
+            "app.py",
+            "def app(environ, start_response):\n    raise RuntimeError('broken at /')\n",
+        ),
+        (
+            "capstan.toml",
+            "name = \"broken\"\n\n[web]\nwsgi = \"app:app\"\n",
+        ),
+    ]);
+    let output = Server::try_start(app.path(), Opts::args(&["--workers", "1"]))
+        .err()
+        .expect("capstan refuses to serve an app whose / fails");
+    assert!(
+        output.contains("GET / with Host localhost")
+            && output.contains("500 Internal Server Error")
+            && output.contains("tried 4 times"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_command_app_reloads_into_a_new_command_and_the_old_one_stops() {
+    let app = crate::fixture::app_with(&[
+        (
+            "capstan.toml",
+            "[web]\ncommand = \"echo $$ >> web.pids; exec python3 -m http.server $PORT --bind 127.0.0.1\"\n",
+        ),
+        ("page.txt", "hi\n"),
+    ]);
+    let server = Server::start(app.path(), Opts::default());
+    let pids = app.path().join("web.pids");
+    let first: u32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (ok, output) = reload(app.path()).await;
+    assert!(ok, "{output}\n{}", server.stderr());
+    assert!(
+        output.contains("the new web command is serving"),
+        "{output}"
+    );
+    let response = client().get(server.url("/page.txt")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::fixture::alive(first) {
+        assert!(
+            Instant::now() < deadline,
+            "the old web command {first} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.stop(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn the_health_check_asks_for_the_domain_given_with_the_flag() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\ndomains = [\"file.example\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
+         [health]\npath = \"/health\"\nretries = 0\n",
+    )
+    .unwrap();
+    std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    let output = Server::try_start(
+        app.path(),
+        Opts::args(&["--workers", "1", "--domain", "flag.example"]),
+    )
+    .err()
+    .expect("capstan refuses to serve an unhealthy app");
+    assert!(output.contains("with Host flag.example"), "{output}");
 }

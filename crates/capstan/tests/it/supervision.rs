@@ -378,3 +378,65 @@ async fn an_app_that_raises_at_import_stops_capstan_with_the_traceback() {
     let left = processes_mentioning(app.path());
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
+
+#[tokio::test]
+async fn ctrl_c_with_a_connection_held_past_the_graceful_timeout_still_stops_every_process() {
+    let app = app_copy("probe");
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "name = \"probe\"\n\n[web]\nwsgi = \"app:app\"\ngraceful_timeout = \"1s\"\n\n\
+         [processes.marker]\ncommand = \"echo $$ > marker.pid; exec sleep 600\"\n",
+    )
+    .unwrap();
+    let log = app.path().join("events.log");
+    let server = Server::start(app.path(), with_event_log(&log, "1"));
+    let marker_file = app.path().join("marker.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let marker: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&marker_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the process never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let request = client().get(server.url("/hold?s=60&mark=held")).send();
+    let request = tokio::spawn(request);
+    let worker = wait_for_hold(&log, "held", Duration::from_secs(10)).await;
+    // An upload that stalls once the edge reads its body (the 100 Continue
+    // says so): its request holds the app past every deadline.
+    let mut upload = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        upload
+            .write_all(
+                b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\
+                  Expect: 100-continue\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = [0u8; 64];
+        let n = upload.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 100 Continue"), "{answer}");
+        upload.write_all(b"a few bytes").await.unwrap();
+    }
+
+    server.signal(Signal::SIGINT);
+    assert!(
+        wait_until_gone(server.pid(), Duration::from_secs(30)).await,
+        "capstan did not stop:\n{}",
+        server.stderr()
+    );
+    let stderr = server.stderr();
+    let exit = server.stop(Duration::from_secs(5));
+    assert_eq!(exit.code(), Some(0), "{exit}\n{stderr}");
+    assert!(stderr.contains("connections still open"), "{stderr}");
+    for (what, pid) in [("worker", worker), ("process", marker)] {
+        assert!(!alive(pid), "the {what} {pid} still runs:\n{stderr}");
+    }
+    request.abort();
+    drop(upload);
+}

@@ -17,6 +17,10 @@ FAIL_BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "FAIL_BOOT"
 if os.path.exists(FAIL_BOOT):
     raise RuntimeError("probe asked to fail at boot: FAIL_BOOT exists")
 
+# Workers that import the app while this file exists answer /health with 503
+# (a generation that loads but is not healthy); the others with 200.
+UNHEALTHY = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "UNHEALTHY"))
+
 
 def _json(start_response, data, status="200 OK"):
     body = json.dumps(data, sort_keys=True).encode()
@@ -47,6 +51,14 @@ class Closing:
         if CLOSE_LOG:
             with open(CLOSE_LOG, "a") as log:
                 log.write(self.mark + "\n")
+
+
+def health_view(environ, start_response):
+    if UNHEALTHY:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"probe is unhealthy: UNHEALTHY existed at import"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"healthy"]
 
 
 def environ_view(environ, start_response):
@@ -259,6 +271,7 @@ def exit_view(environ, start_response):
 
 ROUTES = {
     "/environ": environ_view,
+    "/health": health_view,
     "/input": input_view,
     "/write": write_view,
     "/exc_info": exc_info_view,
