@@ -36,6 +36,16 @@ fn deploy(name: &str) -> Deploy {
     }
 }
 
+/// Follows blog's log from its last line: a stream that ends only when it is cut.
+fn follow_blog() -> Logs {
+    Logs {
+        app: app("blog"),
+        follow: true,
+        process: None,
+        lines: Some(1),
+    }
+}
+
 #[tokio::test]
 async fn deploy_streams_its_lines_and_ends_with_the_live_release() {
     let daemon = Daemon::start().await;
@@ -266,17 +276,7 @@ async fn the_stream_is_newline_delimited_json_ending_in_done() {
 #[tokio::test]
 async fn a_follower_sees_its_client_go_away() {
     let daemon = Daemon::start().await;
-    let mut stream = daemon
-        .client()
-        .await
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut stream = daemon.client().await.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, stream.next())
         .await
         .unwrap()
@@ -312,17 +312,7 @@ async fn a_stream_in_progress_at_shutdown_still_ends_with_done() {
 #[tokio::test]
 async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
     let daemon = Daemon::start().await;
-    let mut stream = daemon
-        .client()
-        .await
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut stream = daemon.client().await.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, stream.next()).await.unwrap();
     assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
     let signals = daemon.signals.clone();
@@ -356,15 +346,7 @@ async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
 async fn a_stream_that_follows_does_not_hold_up_other_calls() {
     let daemon = Daemon::start().await;
     let client = daemon.client().await;
-    let mut follow = client
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut follow = client.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, follow.next()).await.unwrap();
     assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
     let calls: Vec<_> = (0..20)
