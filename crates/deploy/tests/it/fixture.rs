@@ -38,6 +38,15 @@ impl Fixture {
         f
     }
 
+    /// [`Fixture::new`] with no hook args, after a first push of main with
+    /// `app.py` at `v = 1`; returns the fixture and that commit's id.
+    pub fn deployed() -> (Fixture, String) {
+        let f = Fixture::new(&[]);
+        let sha = f.commit(&[("app.py", "v = 1\n")], "One");
+        assert!(f.push("main").ok, "the first push deploys");
+        (f, sha)
+    }
+
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
