@@ -6,7 +6,7 @@
 use std::fs;
 use std::time::Duration;
 
-use crate::fixture::{app_with, client, run_to_exit, Opts, Server};
+use crate::fixture::{app_with, client, get, run_to_exit, Opts, Server};
 
 /// microblog.py as the tutorial has it: the app made by the package's factory.
 const MICROBLOG_PY: &str = "from app import create_app\n\napp = create_app()\n";
@@ -226,7 +226,7 @@ async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix(
     )]);
     let server = Server::start(app.path(), Opts::default());
 
-    let response = client().get(server.url("/")).send().await.unwrap();
+    let response = get(&server, "/").await;
     assert_eq!(response.status(), 200);
     let stderr = server.stderr();
     assert!(
@@ -251,7 +251,7 @@ async fn a_command_app_that_binds_loopback_gets_no_warning() {
     )]);
     let server = Server::start(app.path(), Opts::default());
 
-    let response = client().get(server.url("/")).send().await.unwrap();
+    let response = get(&server, "/").await;
     assert_eq!(response.status(), 200);
     assert!(!server.stderr().contains(EXPOSED), "{}", server.stderr());
 }
