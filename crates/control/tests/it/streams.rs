@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use capstan_control::api::*;
 use capstan_control::{ClientError, ErrorKind, Event, ProgressStream};
 
-use crate::support::{app, post, raw, Daemon, PATIENCE};
+use crate::support::{app, assert_api_error, post, raw, Daemon, PATIENCE};
 
 /// Reads a whole stream: its lines and how it ended.
 async fn read_all<D: serde::de::DeserializeOwned>(
@@ -180,15 +180,7 @@ async fn a_deploy_refused_before_any_line_is_a_409_with_who_holds_the_app() {
         .stream(&deploy("busy"))
         .await
         .unwrap_err();
-    let ClientError::Api(error) = error else {
-        panic!("not an API error: {error}");
-    };
-    assert_eq!(error.kind, ErrorKind::Busy);
-    assert!(
-        error.message.contains("a deploy of busy is in progress"),
-        "{}",
-        error.message
-    );
+    assert_api_error(error, ErrorKind::Busy, &["a deploy of busy is in progress"]);
 
     let body = serde_json::to_string(&deploy("busy")).unwrap();
     let answer = raw(&daemon.socket, &post("deploy", &body)).await;
@@ -211,15 +203,7 @@ async fn a_failure_after_the_first_line_ends_the_stream_with_failed_and_its_mess
         .await
         .unwrap_err();
     assert_eq!(lines, ["broken: first step"]);
-    let ClientError::Api(error) = error else {
-        panic!("not an API error: {error}");
-    };
-    assert_eq!(error.kind, ErrorKind::Failed);
-    assert!(
-        error.message.contains("release 3 is still serving"),
-        "{}",
-        error.message
-    );
+    assert_api_error(error, ErrorKind::Failed, &["release 3 is still serving"]);
     daemon.stop().await;
 }
 
