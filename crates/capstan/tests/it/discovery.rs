@@ -218,16 +218,20 @@ async fn a_command_app_that_uses_host_and_port_listens_on_loopback_without_a_war
     assert!(!server.stderr().contains(EXPOSED), "{}", server.stderr());
 }
 
-#[tokio::test]
-async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix() {
-    let app = app_with(&[(
-        "Procfile",
-        "web: python3 -m http.server --bind 0.0.0.0 $PORT\n",
-    )]);
+/// A command app running Python's http.server bound to `address`, started and
+/// answering `/` with 200.
+async fn http_server_bound_to(address: &str) -> (tempfile::TempDir, Server) {
+    let procfile = format!("web: python3 -m http.server --bind {address} $PORT\n");
+    let app = app_with(&[("Procfile", &procfile)]);
     let server = Server::start(app.path(), Opts::default());
-
     let response = get(&server, "/").await;
     assert_eq!(response.status(), 200);
+    (app, server)
+}
+
+#[tokio::test]
+async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix() {
+    let (_app, server) = http_server_bound_to("0.0.0.0").await;
     let stderr = server.stderr();
     assert!(
         stderr.contains("warning: web command listens on 0.0.0.0:"),
@@ -245,13 +249,6 @@ async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix(
 
 #[tokio::test]
 async fn a_command_app_that_binds_loopback_gets_no_warning() {
-    let app = app_with(&[(
-        "Procfile",
-        "web: python3 -m http.server --bind 127.0.0.1 $PORT\n",
-    )]);
-    let server = Server::start(app.path(), Opts::default());
-
-    let response = get(&server, "/").await;
-    assert_eq!(response.status(), 200);
+    let (_app, server) = http_server_bound_to("127.0.0.1").await;
     assert!(!server.stderr().contains(EXPOSED), "{}", server.stderr());
 }
