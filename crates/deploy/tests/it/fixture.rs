@@ -23,6 +23,15 @@ pub struct Pushed {
     pub output: String,
 }
 
+impl Pushed {
+    /// Asserts that the push succeeded and the hook said release `number` is live.
+    pub fn assert_live(&self, number: u32) {
+        assert!(self.ok, "{}", self.output);
+        let live = format!("remote: release {number} is live");
+        assert!(self.output.contains(&live), "{}", self.output);
+    }
+}
+
 impl Fixture {
     /// An app `blog` whose hook runs `pre_receive hook <args>`, and an empty
     /// client repository on branch main.

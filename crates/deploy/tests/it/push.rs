@@ -45,11 +45,7 @@ fn a_pushed_commit_is_checked_out_from_inside_the_hook_into_a_sealed_release() {
         "{}",
         pushed.output
     );
-    assert!(
-        pushed.output.contains("remote: release 1 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(1);
     assert_eq!(
         f.server_ref("refs/heads/main").as_deref(),
         Some(sha.as_str())
@@ -164,12 +160,7 @@ fn a_failing_hook_rejects_the_push_and_the_ref_stays_where_it_was() {
     f.set_hook(&[]);
     let third = f.commit(&[("app.py", "v = 3\n")], "Three");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 3 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(3);
     assert_eq!(
         f.server_ref("refs/heads/main").as_deref(),
         Some(third.as_str())

@@ -122,12 +122,7 @@ fn retention_keeps_the_newest_the_live_one_and_the_one_before_it() {
     // Numbers are never reused after pruning: the next push is release 10.
     f.commit(&[("app.py", "v = 10\n")], "Release 10");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 10 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(10);
 }
 
 #[test]
@@ -149,12 +144,7 @@ fn a_build_left_by_a_killed_deploy_is_recorded_as_abandoned_by_the_next_one() {
 
     f.commit(&[("app.py", "v = 3\n")], "Three");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 3 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(3);
     let abandoned = releases
         .list()
         .unwrap()
