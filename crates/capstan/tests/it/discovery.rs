@@ -4,6 +4,7 @@
 //! apps and bad `FLASK_APP` values refused, and command apps kept on loopback.
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::fixture::{app_with, client, get, run_to_exit, Opts, Server};
@@ -135,18 +136,24 @@ async fn a_procfile_web_line_with_steps_before_gunicorn_is_taken_over_with_its_w
     assert!(stderr.contains("workers=2"), "{stderr}");
 }
 
+/// `capstan run` on `app`, which must fail; what it said on stderr.
+fn refused_to_run(app: &Path) -> String {
+    let dir = app.to_str().unwrap();
+    let (status, stderr) = run_to_exit(
+        &["run", dir, "--listen", "127.0.0.1:0"],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn an_asgi_app_is_refused_with_the_command_to_write() {
     let app = app_with(&[(
         "main.py",
         "from fastapi import FastAPI\n\napp = FastAPI()\n",
     )]);
-    let dir = app.path().to_str().unwrap();
-    let (status, stderr) = run_to_exit(
-        &["run", dir, "--listen", "127.0.0.1:0"],
-        Duration::from_secs(30),
-    );
-    assert!(!status.success());
+    let stderr = refused_to_run(app.path());
     assert!(
         stderr.contains(
             "main.py:3 defines a FastAPI app, which speaks ASGI; capstan's own workers run WSGI \
@@ -160,12 +167,7 @@ fn an_asgi_app_is_refused_with_the_command_to_write() {
 #[test]
 fn a_flask_app_naming_no_file_is_an_error_at_its_line() {
     let app = app_with(&[(".flaskenv", "# dev settings\nFLASK_APP=microblog.py\n")]);
-    let dir = app.path().to_str().unwrap();
-    let (status, stderr) = run_to_exit(
-        &["run", dir, "--listen", "127.0.0.1:0"],
-        Duration::from_secs(30),
-    );
-    assert!(!status.success());
+    let stderr = refused_to_run(app.path());
     assert!(
         stderr.contains(
             ".flaskenv:2: bad value for `FLASK_APP`: \"microblog.py\" names the module \
