@@ -368,6 +368,15 @@ mod tests {
         (dir, root)
     }
 
+    /// The target found in `root` with no hints; panics when none is found.
+    fn found_target(root: &Path) -> String {
+        find_wsgi(root, &Hints::default())
+            .unwrap()
+            .unwrap()
+            .target
+            .to_string()
+    }
+
     #[test]
     fn assignments_defs_and_imports_count() {
         assert!(defines(
@@ -414,14 +423,7 @@ mod tests {
         assert_eq!(found.target.to_string(), "app:application");
         assert_eq!(found.file, root.join("app.py"));
         fs::write(root.join("wsgi.py"), "from app import app\n").unwrap();
-        assert_eq!(
-            find_wsgi(&root, &Hints::default())
-                .unwrap()
-                .unwrap()
-                .target
-                .to_string(),
-            "wsgi:app"
-        );
+        assert_eq!(found_target(&root), "wsgi:app");
     }
 
     #[test]
@@ -429,14 +431,7 @@ mod tests {
         let (_d, root) = root();
         fs::write(root.join("wsgi.py"), "print('hi')\n").unwrap();
         fs::write(root.join("main.py"), "app = 1\n").unwrap();
-        assert_eq!(
-            find_wsgi(&root, &Hints::default())
-                .unwrap()
-                .unwrap()
-                .target
-                .to_string(),
-            "main:app"
-        );
+        assert_eq!(found_target(&root), "main:app");
     }
 
     #[test]
@@ -588,14 +583,7 @@ mod tests {
             "from flask import Flask\napp = Flask(__name__)\nFastAPI = None\n",
         )
         .unwrap();
-        assert_eq!(
-            find_wsgi(&root, &Hints::default())
-                .unwrap()
-                .unwrap()
-                .target
-                .to_string(),
-            "main:app"
-        );
+        assert_eq!(found_target(&root), "main:app");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use capstan_logs::{
-    follow, tail, Error, Line, LogDir, ProcessName, Rotation, MAX_LINE, POLL, REORDER,
+    follow, tail, Error, Line, LogDir, ProcessName, ProcessWriter, Rotation, MAX_LINE, POLL,
+    REORDER,
 };
 use futures_util::{Stream, StreamExt as _};
 
@@ -48,6 +49,18 @@ async fn take(stream: &mut (impl Stream<Item = Line> + Unpin), n: usize) -> Vec<
         panic!("only {} of {n} lines in 60 s: {report:?}", lines.len());
     }
     lines
+}
+
+/// Writes line `i` of web and then of tasks, each carrying `i` for [`seq`].
+async fn write_pair(to_web: &ProcessWriter, to_tasks: &ProcessWriter, i: usize) {
+    to_web
+        .line(format!("web {i:05} {}", "w".repeat(40)))
+        .await
+        .unwrap();
+    to_tasks
+        .line(format!("tasks {i:05} {}", "t".repeat(40)))
+        .await
+        .unwrap();
 }
 
 fn missing(lines: &[Line], process: &str) -> String {
@@ -232,28 +245,14 @@ async fn follow_across_rotations_with_a_writer_writing_loses_and_repeats_nothing
     const BEFORE: usize = 1_000;
     const TOTAL: usize = 10_000; // per process: 20,000 lines in all
     for i in 0..BEFORE {
-        to_web
-            .line(format!("web {i:05} {}", "w".repeat(40)))
-            .await
-            .unwrap();
-        to_tasks
-            .line(format!("tasks {i:05} {}", "t".repeat(40)))
-            .await
-            .unwrap();
+        write_pair(&to_web, &to_tasks, i).await;
     }
     sink.flush().await.unwrap();
 
     let mut followed = follow(tmp.path(), None, 10).await.unwrap();
     let writer = tokio::spawn(async move {
         for i in BEFORE..TOTAL {
-            to_web
-                .line(format!("web {i:05} {}", "w".repeat(40)))
-                .await
-                .unwrap();
-            to_tasks
-                .line(format!("tasks {i:05} {}", "t".repeat(40)))
-                .await
-                .unwrap();
+            write_pair(&to_web, &to_tasks, i).await;
             if i % 10 == 0 {
                 // Keep it at a pace a person's app might print (~20,000
                 // lines/s), not one that outruns `keep` rotations per poll.

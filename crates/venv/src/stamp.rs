@@ -3,14 +3,16 @@
 //! now, so any change to the interpreter version, the requirements or the format itself
 //! triggers a rebuild.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::{Requirements, VenvError};
 
 /// The stamp's file name inside the venv directory.
 pub(crate) const STAMP_FILE: &str = ".capstan-stamp";
+
+/// The stamp's permissions before the umask: what `File::create` gives a file.
+const STAMP_MODE: u32 = 0o666;
 
 /// Bump when the encoding or the way venvs are built changes, so old venvs are redone.
 const FORMAT: &str = "capstan-venv-stamp 1";
@@ -109,14 +111,16 @@ impl Stamp {
         }
     }
 
-    /// Writes this stamp into `venv_dir`: a temp file, fsynced, renamed over the old
-    /// stamp, so a crash leaves either the old stamp or the new one, never half of one.
+    /// Writes this stamp into `venv_dir` through `capstan_fsutil::write_atomic`, so a
+    /// crash leaves either the old stamp or the new one, never half of one.
     pub(crate) async fn write(&self, venv_dir: &Path) -> Result<(), VenvError> {
-        let dir = venv_dir.to_owned();
+        let target = path(venv_dir);
         let bytes = self.bytes.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&dir, &bytes))
+        let into = target.clone();
+        tokio::task::spawn_blocking(move || capstan_fsutil::write_atomic(&into, &bytes, STAMP_MODE))
             .await
-            .map_err(|e| VenvError::io("write the stamp", path(venv_dir), io::Error::other(e)))?
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
+            .map_err(|e| VenvError::io("write the stamp", target, e))
     }
 }
 
@@ -125,27 +129,11 @@ pub(crate) fn path(venv_dir: &Path) -> PathBuf {
     venv_dir.join(STAMP_FILE)
 }
 
-fn write_atomically(dir: &Path, bytes: &[u8]) -> Result<(), VenvError> {
-    let target = path(dir);
-    let temp = dir.join(format!("{STAMP_FILE}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(VenvError::io("write the stamp", temp, e));
-    }
-    fs::rename(&temp, &target).map_err(|e| VenvError::io("write the stamp", &target, e))?;
-    // Make the rename itself durable.
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| VenvError::io("sync", dir, e))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn txt(s: &str) -> Input {
@@ -240,6 +228,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_written_stamp_has_the_mode_a_plainly_created_file_has() {
+        let dir = tempfile::tempdir().unwrap();
+        Stamp::new("3.11.7", &Input::None)
+            .write(dir.path())
+            .await
+            .unwrap();
+        let plain = dir.path().join("plain");
+        fs::File::create(&plain).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path(dir.path())), mode(&plain));
+    }
+
+    #[tokio::test]
     async fn writing_into_a_missing_directory_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("gone");
@@ -247,9 +248,13 @@ mod tests {
             .write(&gone)
             .await
             .unwrap_err();
-        assert!(
-            err.to_string().contains("gone/.capstan-stamp.tmp-"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("gone/.capstan-stamp"), "{err}");
+        match err {
+            VenvError::Io { path, source, .. } => {
+                assert_eq!(path, gone.join(STAMP_FILE));
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an Io error, got {other:?}"),
+        }
     }
 }

@@ -4,9 +4,10 @@
 //! apps and bad `FLASK_APP` values refused, and command apps kept on loopback.
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::fixture::{app_with, client, run_to_exit, Opts, Server};
+use crate::fixture::{app_with, client, get, run_to_exit, Opts, Server};
 
 /// microblog.py as the tutorial has it: the app made by the package's factory.
 const MICROBLOG_PY: &str = "from app import create_app\n\napp = create_app()\n";
@@ -135,18 +136,24 @@ async fn a_procfile_web_line_with_steps_before_gunicorn_is_taken_over_with_its_w
     assert!(stderr.contains("workers=2"), "{stderr}");
 }
 
+/// `capstan run` on `app`, which must fail; what it said on stderr.
+fn refused_to_run(app: &Path) -> String {
+    let dir = app.to_str().unwrap();
+    let (status, stderr) = run_to_exit(
+        &["run", dir, "--listen", "127.0.0.1:0"],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn an_asgi_app_is_refused_with_the_command_to_write() {
     let app = app_with(&[(
         "main.py",
         "from fastapi import FastAPI\n\napp = FastAPI()\n",
     )]);
-    let dir = app.path().to_str().unwrap();
-    let (status, stderr) = run_to_exit(
-        &["run", dir, "--listen", "127.0.0.1:0"],
-        Duration::from_secs(30),
-    );
-    assert!(!status.success());
+    let stderr = refused_to_run(app.path());
     assert!(
         stderr.contains(
             "main.py:3 defines a FastAPI app, which speaks ASGI; capstan's own workers run WSGI \
@@ -160,12 +167,7 @@ fn an_asgi_app_is_refused_with_the_command_to_write() {
 #[test]
 fn a_flask_app_naming_no_file_is_an_error_at_its_line() {
     let app = app_with(&[(".flaskenv", "# dev settings\nFLASK_APP=microblog.py\n")]);
-    let dir = app.path().to_str().unwrap();
-    let (status, stderr) = run_to_exit(
-        &["run", dir, "--listen", "127.0.0.1:0"],
-        Duration::from_secs(30),
-    );
-    assert!(!status.success());
+    let stderr = refused_to_run(app.path());
     assert!(
         stderr.contains(
             ".flaskenv:2: bad value for `FLASK_APP`: \"microblog.py\" names the module \
@@ -218,16 +220,20 @@ async fn a_command_app_that_uses_host_and_port_listens_on_loopback_without_a_war
     assert!(!server.stderr().contains(EXPOSED), "{}", server.stderr());
 }
 
+/// A command app running Python's http.server bound to `address`, started and
+/// answering `/` with 200.
+async fn http_server_bound_to(address: &str) -> (tempfile::TempDir, Server) {
+    let procfile = format!("web: python3 -m http.server --bind {address} $PORT\n");
+    let app = app_with(&[("Procfile", &procfile)]);
+    let server = Server::start(app.path(), Opts::default());
+    let response = get(&server, "/").await;
+    assert_eq!(response.status(), 200);
+    (app, server)
+}
+
 #[tokio::test]
 async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix() {
-    let app = app_with(&[(
-        "Procfile",
-        "web: python3 -m http.server --bind 0.0.0.0 $PORT\n",
-    )]);
-    let server = Server::start(app.path(), Opts::default());
-
-    let response = client().get(server.url("/")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let (_app, server) = http_server_bound_to("0.0.0.0").await;
     let stderr = server.stderr();
     assert!(
         stderr.contains("warning: web command listens on 0.0.0.0:"),
@@ -245,13 +251,6 @@ async fn a_command_app_that_binds_every_interface_gets_one_warning_with_the_fix(
 
 #[tokio::test]
 async fn a_command_app_that_binds_loopback_gets_no_warning() {
-    let app = app_with(&[(
-        "Procfile",
-        "web: python3 -m http.server --bind 127.0.0.1 $PORT\n",
-    )]);
-    let server = Server::start(app.path(), Opts::default());
-
-    let response = client().get(server.url("/")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let (_app, server) = http_server_bound_to("127.0.0.1").await;
     assert!(!server.stderr().contains(EXPOSED), "{}", server.stderr());
 }

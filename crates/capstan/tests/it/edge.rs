@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::fixture::{app_copy, client, raw_exchange, Opts, Server};
+use crate::fixture::{app_copy, client, get, raw_exchange, Opts, Server};
 
 /// How long raw exchanges wait for more bytes before deciding the server is done.
 const QUIET: Duration = Duration::from_secs(5);
@@ -136,11 +136,7 @@ async fn with_tls_plain_http_redirects_get_with_301_and_post_with_308() {
     let tls_port = server.https.unwrap().port();
     let expected = format!("https://127.0.0.1:{tls_port}/json?a=1&b=two");
 
-    let get = client()
-        .get(server.url("/json?a=1&b=two"))
-        .send()
-        .await
-        .unwrap();
+    let get = get(&server, "/json?a=1&b=two").await;
     assert_eq!(get.status(), 301);
     assert_eq!(get.headers()["location"], expected.as_str());
 
@@ -249,22 +245,14 @@ async fn static_files_are_public_for_30_days_unless_a_max_age_is_configured() {
     fs::write(app.path().join("capstan.toml"), toml).unwrap();
     let server = Server::start(app.path(), one_worker());
 
-    let configured = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let configured = get(&server, "/static/style.css").await;
     assert_eq!(configured.status(), 200);
     assert_eq!(
         configured.headers()["cache-control"],
         "public, max-age=3600"
     );
 
-    let default = client()
-        .get(server.url("/assets/app.js"))
-        .send()
-        .await
-        .unwrap();
+    let default = get(&server, "/assets/app.js").await;
     assert_eq!(default.status(), 200);
     assert_eq!(
         default.headers()["cache-control"],
@@ -337,20 +325,12 @@ async fn a_directory_is_served_by_its_index_html_and_redirected_without_its_slas
     .unwrap();
     let server = Server::start(app.path(), one_worker());
 
-    let index = client()
-        .get(server.url("/static/docs/"))
-        .send()
-        .await
-        .unwrap();
+    let index = get(&server, "/static/docs/").await;
     assert_eq!(index.status(), 200);
     assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(index.text().await.unwrap(), "<h1>the docs</h1>\n");
 
-    let bare = client()
-        .get(server.url("/static/docs?page=2"))
-        .send()
-        .await
-        .unwrap();
+    let bare = get(&server, "/static/docs?page=2").await;
     assert_eq!(bare.status(), 301);
     assert_eq!(bare.headers()["location"], "/static/docs/?page=2");
 }
@@ -387,11 +367,7 @@ async fn path_traversal_out_of_static_never_reveals_the_app_source() {
         );
     }
     // The files themselves are still served.
-    let css = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = get(&server, "/static/style.css").await;
     assert_eq!(css.status(), 200);
 }
 
@@ -581,11 +557,7 @@ async fn no_access_log_keeps_stdout_empty() {
         Opts::args(&["--workers", "1", "--no-access-log"]),
     );
     for _ in 0..2 {
-        let response = client()
-            .get(server.url("/?from=silent"))
-            .send()
-            .await
-            .unwrap();
+        let response = get(&server, "/?from=silent").await;
         assert_eq!(response.status(), 200);
         response.bytes().await.unwrap();
     }

@@ -442,6 +442,11 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET path` from `server` with [`client`]; panics when no answer comes.
+pub async fn get(server: &Server, path: &str) -> reqwest::Response {
+    client().get(server.url(path)).send().await.unwrap()
+}
+
 /// Sends raw bytes and returns everything the server answers until it closes
 /// or stays quiet for `quiet`.
 pub fn raw_exchange(addr: SocketAddr, request: &[u8], quiet: Duration) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fixture::{self, app_copy, app_with, client, real_apps_venv, Opts, Server};
+use crate::fixture::{self, app_copy, app_with, client, get, real_apps_venv, Opts, Server};
 
 /// What the front says on a static file: Flask would say `no-cache`.
 const FRONT_CACHE: &str = "public, max-age=2592000";
@@ -70,6 +70,16 @@ fn exec(dir: &Path, venv: &Path, command: &[&str]) -> Exec {
     }
 }
 
+/// `POST /posts` with `body`: the microblog's write.
+async fn post_a_post(server: &Server, body: &'static str) -> reqwest::Response {
+    client()
+        .post(server.url("/posts"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().unwrap()
 }
@@ -94,12 +104,7 @@ async fn a_tutorial_flask_app_gets_its_table_from_the_release_command_before_it_
         "the command's output is labelled release:\n{stderr}"
     );
 
-    let response = client()
-        .post(server.url("/posts"))
-        .body("first post")
-        .send()
-        .await
-        .unwrap();
+    let response = post_a_post(&server, "first post").await;
     assert_eq!(response.status(), 200);
     let json: serde_json::Value = response.json().await.unwrap();
     assert_eq!(json["bodies"], serde_json::json!(["first post"]));
@@ -120,17 +125,13 @@ async fn flask_static_folders_of_the_app_and_its_blueprints_are_served_by_the_fr
         ("/static/style.css", "app/static/style.css"),
         ("/main-static/main.js", "app/main/static/main.js"),
     ] {
-        let response = client().get(server.url(path)).send().await.unwrap();
+        let response = get(&server, path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["cache-control"], FRONT_CACHE, "{path}");
         let expected = std::fs::read_to_string(app.path().join(file)).unwrap();
         assert_eq!(response.text().await.unwrap(), expected, "{path}");
     }
-    let missing = client()
-        .get(server.url("/static/missing.css"))
-        .send()
-        .await
-        .unwrap();
+    let missing = get(&server, "/static/missing.css").await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -145,18 +146,10 @@ async fn a_blueprint_static_prefix_that_the_app_also_routes_is_left_to_flask() {
         "{}",
         server.stderr()
     );
-    let view = client()
-        .get(server.url("/admin/static/report"))
-        .send()
-        .await
-        .unwrap();
+    let view = get(&server, "/admin/static/report").await;
     assert_eq!(view.status(), 200);
     assert_eq!(view.text().await.unwrap(), "a view under the static prefix");
-    let file = client()
-        .get(server.url("/admin/static/admin.css"))
-        .send()
-        .await
-        .unwrap();
+    let file = get(&server, "/admin/static/admin.css").await;
     assert_eq!(file.status(), 200);
     assert_eq!(
         file.headers()["cache-control"],
@@ -174,11 +167,7 @@ async fn the_static_folders_are_asked_once_per_generation_and_served_after_a_rel
         Duration::from_secs(60),
     );
     assert!(status.success(), "{output}");
-    let css = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = get(&server, "/static/style.css").await;
     assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
     // Two workers and a reload: a reload is a new generation, whose static
     // routes are what its own workers found, so one look at start and one at
@@ -202,11 +191,7 @@ async fn a_static_route_in_the_app_file_wins_over_the_folder_the_app_reports() {
     let expected = "the app serves /static from app/static, but the app file serves that \
                     prefix from public, which wins";
     assert!(server.stderr().contains(expected), "{}", server.stderr());
-    let response = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let response = get(&server, "/static/style.css").await;
     assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
     assert_eq!(response.text().await.unwrap(), "from public\n");
 }
@@ -226,11 +211,7 @@ async fn a_static_folder_that_is_the_app_folder_is_not_served_by_the_front() {
         canonical(app.path()).display()
     );
     assert!(server.stderr().contains(&expected), "{}", server.stderr());
-    let response = client()
-        .get(server.url("/files/capstan.toml"))
-        .send()
-        .await
-        .unwrap();
+    let response = get(&server, "/files/capstan.toml").await;
     // Flask still answers, as it did without capstan; the front adds nothing.
     assert_eq!(response.headers()["cache-control"], "no-cache");
 }
@@ -245,18 +226,9 @@ async fn a_procfile_release_line_runs_before_the_gunicorn_app_is_served() {
     )
     .unwrap();
     let server = Server::start(app.path(), with_venv(&real_apps_venv()));
-    let response = client()
-        .post(server.url("/posts"))
-        .body("from a Procfile")
-        .send()
-        .await
-        .unwrap();
+    let response = post_a_post(&server, "from a Procfile").await;
     assert_eq!(response.status(), 200, "{}", server.stderr());
-    let css = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = get(&server, "/static/style.css").await;
     assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
 }
 
@@ -442,11 +414,7 @@ async fn a_startproject_django_site_has_its_admin_css_served_by_the_front_after_
         "{}",
         server.stderr()
     );
-    let before = client()
-        .get(server.url("/static/admin/css/base.css"))
-        .send()
-        .await
-        .unwrap();
+    let before = get(&server, "/static/admin/css/base.css").await;
     assert_eq!(before.status(), 404);
     server.stop(Duration::from_secs(30));
 
@@ -470,11 +438,7 @@ async fn a_startproject_django_site_has_its_admin_css_served_by_the_front_after_
         "{}",
         server.stderr()
     );
-    let css = client()
-        .get(server.url("/static/admin/css/base.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = get(&server, "/static/admin/css/base.css").await;
     assert_eq!(css.status(), 200);
     assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
     let expected = std::fs::read(site.path().join("staticfiles/admin/css/base.css")).unwrap();
@@ -520,31 +484,15 @@ async fn the_tutorial_with_only_flaskenv_is_found_migrated_by_exec_and_served_wi
         "no debug warning:\n{stderr}"
     );
     // The table the migration made is there.
-    let response = client()
-        .post(server.url("/posts"))
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
+    let response = post_a_post(&server, "hello").await;
     assert_eq!(response.status(), 200);
     // .flaskenv named the app but does not reach the workers.
-    let env: serde_json::Value = client()
-        .get(server.url("/env"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let env: serde_json::Value = get(&server, "/env").await.json().await.unwrap();
     assert_eq!(env["debug"], false, "{env}");
     assert_eq!(env["FLASK_DEBUG"], serde_json::Value::Null, "{env}");
     assert_eq!(env["FLASK_APP"], serde_json::Value::Null, "{env}");
     // Flask's own static folder comes from the front.
-    let css = client()
-        .get(server.url("/static/style.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = get(&server, "/static/style.css").await;
     assert_eq!(css.status(), 200);
     assert_eq!(css.headers()["cache-control"], FRONT_CACHE);
 }
@@ -573,11 +521,6 @@ async fn the_tutorials_procfile_line_migrates_before_capstan_serves_in_place_of_
         "{stderr}"
     );
     assert!(stderr.contains("workers=2"), "{stderr}");
-    let response = client()
-        .post(server.url("/posts"))
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
+    let response = post_a_post(&server, "hello").await;
     assert_eq!(response.status(), 200);
 }

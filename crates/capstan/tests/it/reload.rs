@@ -411,16 +411,25 @@ async fn a_reload_that_fails_its_health_check_keeps_the_old_generation_serving()
     );
 }
 
-#[test]
-fn an_app_that_fails_its_health_check_at_start_does_not_serve() {
+/// The probe app for `domain`, health-checked at /health with no retries, and
+/// unhealthy from the start (its UNHEALTHY marker is there before it imports).
+fn unhealthy_probe(domain: &str) -> tempfile::TempDir {
     let app = app_copy("probe");
     std::fs::write(
         app.path().join("capstan.toml"),
-        "name = \"probe\"\ndomains = [\"probe.example\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
-         [health]\npath = \"/health\"\nretries = 0\n",
+        format!(
+            "name = \"probe\"\ndomains = [\"{domain}\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
+             [health]\npath = \"/health\"\nretries = 0\n"
+        ),
     )
     .unwrap();
     std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    app
+}
+
+#[test]
+fn an_app_that_fails_its_health_check_at_start_does_not_serve() {
+    let app = unhealthy_probe("probe.example");
     let output = Server::try_start(app.path(), Opts::args(&["--workers", "1"]))
         .err()
         .expect("capstan refuses to serve an unhealthy app");
@@ -493,14 +502,7 @@ async fn a_web_command_app_reloads_into_a_new_command_and_the_old_one_stops() {
 
 #[test]
 fn the_health_check_asks_for_the_domain_given_with_the_flag() {
-    let app = app_copy("probe");
-    std::fs::write(
-        app.path().join("capstan.toml"),
-        "name = \"probe\"\ndomains = [\"file.example\"]\n\n[web]\nwsgi = \"app:app\"\n\n\
-         [health]\npath = \"/health\"\nretries = 0\n",
-    )
-    .unwrap();
-    std::fs::write(app.path().join("UNHEALTHY"), "").unwrap();
+    let app = unhealthy_probe("file.example");
     let output = Server::try_start(
         app.path(),
         Opts::args(&["--workers", "1", "--domain", "flag.example"]),

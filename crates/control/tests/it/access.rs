@@ -141,14 +141,23 @@ impl Drop for TempGroup {
     }
 }
 
+/// Ids for a child that is nobody, in no group but nobody's own.
+const OUTSIDER: &[&str] = &["--regid=65534", "--clear-groups"];
+
+/// A new group named after `tag`, and a daemon that lets its members in.
+async fn daemon_for_new_group(tag: &str) -> (TempGroup, Daemon) {
+    let group = TempGroup::create(tag);
+    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    (group, daemon)
+}
+
 fn open_to_all(socket: &Path) {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
 
 #[tokio::test]
 async fn the_socket_is_0660_and_belongs_to_the_group() {
-    let group = TempGroup::create("mode");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (group, daemon) = daemon_for_new_group("mode").await;
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!((meta.uid(), meta.gid()), (0, group.gid));
@@ -160,11 +169,10 @@ async fn a_user_outside_the_group_cannot_open_the_socket_and_is_told_how_to_get_
     if child_role().await {
         return;
     }
-    let group = TempGroup::create("out");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (_group, daemon) = daemon_for_new_group("out").await;
     let said = as_nobody(
         "access::a_user_outside_the_group_cannot_open_the_socket_and_is_told_how_to_get_in",
-        &["--regid=65534", "--clear-groups"],
+        OUTSIDER,
         &daemon.socket,
     )
     .await;
@@ -185,12 +193,11 @@ async fn the_daemon_refuses_a_user_outside_the_group_even_when_the_socket_lets_h
     if child_role().await {
         return;
     }
-    let group = TempGroup::create("wide");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (group, daemon) = daemon_for_new_group("wide").await;
     open_to_all(&daemon.socket);
     let said = as_nobody(
         "access::the_daemon_refuses_a_user_outside_the_group_even_when_the_socket_lets_him_connect",
-        &["--regid=65534", "--clear-groups"],
+        OUTSIDER,
         &daemon.socket,
     )
     .await;
@@ -211,8 +218,7 @@ async fn a_member_of_the_group_through_supplementary_groups_gets_in() {
     if child_role().await {
         return;
     }
-    let group = TempGroup::create("supp");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (group, daemon) = daemon_for_new_group("supp").await;
     let said = as_nobody(
         "access::a_member_of_the_group_through_supplementary_groups_gets_in",
         &["--regid=65534", &format!("--groups={}", group.gid)],
@@ -228,8 +234,7 @@ async fn a_user_whose_primary_group_is_the_group_gets_in() {
     if child_role().await {
         return;
     }
-    let group = TempGroup::create("prim");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (group, daemon) = daemon_for_new_group("prim").await;
     let said = as_nobody(
         "access::a_user_whose_primary_group_is_the_group_gets_in",
         &[&format!("--regid={}", group.gid), "--clear-groups"],
@@ -252,7 +257,7 @@ async fn without_the_group_only_root_gets_in_and_the_refusal_says_to_create_it()
     open_to_all(&daemon.socket);
     let said = as_nobody(
         "access::without_the_group_only_root_gets_in_and_the_refusal_says_to_create_it",
-        &["--regid=65534", "--clear-groups"],
+        OUTSIDER,
         &daemon.socket,
     )
     .await;
@@ -273,12 +278,11 @@ async fn a_refused_connection_is_closed_after_its_403() {
     if child_role().await {
         return;
     }
-    let group = TempGroup::create("close");
-    let daemon = Daemon::start_with(Access::new(&group.name)).await;
+    let (_group, daemon) = daemon_for_new_group("close").await;
     open_to_all(&daemon.socket);
     let said = as_nobody_with(
         "access::a_refused_connection_is_closed_after_its_403",
-        &["--regid=65534", "--clear-groups"],
+        OUTSIDER,
         &daemon.socket,
         &[(CHILD_RAW, "1")],
     )

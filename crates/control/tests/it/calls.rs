@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use capstan_control::answers::*;
 use capstan_control::api::*;
-use capstan_control::{ClientError, ErrorKind};
+use capstan_control::ErrorKind;
 
-use crate::support::{app, post, raw, Daemon};
+use crate::support::{app, assert_api_error, post, raw, Daemon};
 
 #[tokio::test]
 async fn status_answers_with_the_daemon_and_the_caller_it_saw() {
@@ -102,15 +102,10 @@ async fn an_unknown_app_reaches_the_client_as_its_typed_error_with_the_message()
         })
         .await
         .unwrap_err();
-    let ClientError::Api(error) = error else {
-        panic!("not an API error: {error}");
-    };
-    assert_eq!(error.kind, ErrorKind::UnknownApp);
-    assert!(
-        error.message.contains("no app called \"missing\"")
-            && error.message.contains("capstan apps create missing"),
-        "{}",
-        error.message
+    assert_api_error(
+        error,
+        ErrorKind::UnknownApp,
+        &["no app called \"missing\"", "capstan apps create missing"],
     );
     daemon.stop().await;
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use capstan_control::api::*;
 use capstan_control::{ClientError, ErrorKind, Event, ProgressStream};
 
-use crate::support::{app, post, raw, Daemon, PATIENCE};
+use crate::support::{app, assert_api_error, post, raw, Daemon, PATIENCE};
 
 /// Reads a whole stream: its lines and how it ended.
 async fn read_all<D: serde::de::DeserializeOwned>(
@@ -33,6 +33,16 @@ fn deploy(name: &str) -> Deploy {
         old: "0".repeat(40),
         new: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678".into(),
         refname: "refs/heads/main".into(),
+    }
+}
+
+/// Follows blog's log from its last line: a stream that ends only when it is cut.
+fn follow_blog() -> Logs {
+    Logs {
+        app: app("blog"),
+        follow: true,
+        process: None,
+        lines: Some(1),
     }
 }
 
@@ -170,15 +180,7 @@ async fn a_deploy_refused_before_any_line_is_a_409_with_who_holds_the_app() {
         .stream(&deploy("busy"))
         .await
         .unwrap_err();
-    let ClientError::Api(error) = error else {
-        panic!("not an API error: {error}");
-    };
-    assert_eq!(error.kind, ErrorKind::Busy);
-    assert!(
-        error.message.contains("a deploy of busy is in progress"),
-        "{}",
-        error.message
-    );
+    assert_api_error(error, ErrorKind::Busy, &["a deploy of busy is in progress"]);
 
     let body = serde_json::to_string(&deploy("busy")).unwrap();
     let answer = raw(&daemon.socket, &post("deploy", &body)).await;
@@ -201,15 +203,7 @@ async fn a_failure_after_the_first_line_ends_the_stream_with_failed_and_its_mess
         .await
         .unwrap_err();
     assert_eq!(lines, ["broken: first step"]);
-    let ClientError::Api(error) = error else {
-        panic!("not an API error: {error}");
-    };
-    assert_eq!(error.kind, ErrorKind::Failed);
-    assert!(
-        error.message.contains("release 3 is still serving"),
-        "{}",
-        error.message
-    );
+    assert_api_error(error, ErrorKind::Failed, &["release 3 is still serving"]);
     daemon.stop().await;
 }
 
@@ -266,17 +260,7 @@ async fn the_stream_is_newline_delimited_json_ending_in_done() {
 #[tokio::test]
 async fn a_follower_sees_its_client_go_away() {
     let daemon = Daemon::start().await;
-    let mut stream = daemon
-        .client()
-        .await
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut stream = daemon.client().await.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, stream.next())
         .await
         .unwrap()
@@ -312,17 +296,7 @@ async fn a_stream_in_progress_at_shutdown_still_ends_with_done() {
 #[tokio::test]
 async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
     let daemon = Daemon::start().await;
-    let mut stream = daemon
-        .client()
-        .await
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut stream = daemon.client().await.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, stream.next()).await.unwrap();
     assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
     let signals = daemon.signals.clone();
@@ -356,15 +330,7 @@ async fn shutdown_cuts_a_stream_that_would_not_end_after_the_grace_period() {
 async fn a_stream_that_follows_does_not_hold_up_other_calls() {
     let daemon = Daemon::start().await;
     let client = daemon.client().await;
-    let mut follow = client
-        .stream(&Logs {
-            app: app("blog"),
-            follow: true,
-            process: None,
-            lines: Some(1),
-        })
-        .await
-        .unwrap();
+    let mut follow = client.stream(&follow_blog()).await.unwrap();
     let first = tokio::time::timeout(PATIENCE, follow.next()).await.unwrap();
     assert!(matches!(first, Ok(Some(Event::Line(_)))), "{first:?}");
     let calls: Vec<_> = (0..20)

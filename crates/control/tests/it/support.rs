@@ -11,13 +11,27 @@ use std::time::Duration;
 use capstan_config::AppName;
 use capstan_control::answers::*;
 use capstan_control::api::*;
-use capstan_control::{Access, ApiError, Caller, Client, Handler, Progress};
+use capstan_control::{
+    Access, ApiError, Caller, Client, ClientError, ErrorKind, Handler, Progress,
+};
 use chrono::{TimeZone, Utc};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// How long any one step may take before a test gives up (generous: 2 shared cores).
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Asserts that `error` is the daemon's typed error of `kind`, with a message
+/// that says each of `says`.
+pub fn assert_api_error(error: ClientError, kind: ErrorKind, says: &[&str]) {
+    let ClientError::Api(error) = error else {
+        panic!("not an API error: {error}");
+    };
+    assert_eq!(error.kind, kind);
+    for part in says {
+        assert!(error.message.contains(part), "{}", error.message);
+    }
+}
 
 /// Signals between a test and the handler.
 #[derive(Default)]

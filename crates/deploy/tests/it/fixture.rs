@@ -23,6 +23,15 @@ pub struct Pushed {
     pub output: String,
 }
 
+impl Pushed {
+    /// Asserts that the push succeeded and the hook said release `number` is live.
+    pub fn assert_live(&self, number: u32) {
+        assert!(self.ok, "{}", self.output);
+        let live = format!("remote: release {number} is live");
+        assert!(self.output.contains(&live), "{}", self.output);
+    }
+}
+
 impl Fixture {
     /// An app `blog` whose hook runs `pre_receive hook <args>`, and an empty
     /// client repository on branch main.
@@ -36,6 +45,15 @@ impl Fixture {
         let f = Fixture { dir, app, repo };
         f.git_in(&f.client(), &["init", "--quiet", "-b", "main"]);
         f
+    }
+
+    /// [`Fixture::new`] with no hook args, after a first push of main with
+    /// `app.py` at `v = 1`; returns the fixture and that commit's id.
+    pub fn deployed() -> (Fixture, String) {
+        let f = Fixture::new(&[]);
+        let sha = f.commit(&[("app.py", "v = 1\n")], "One");
+        assert!(f.push("main").ok, "the first push deploys");
+        (f, sha)
     }
 
     pub fn root(&self) -> PathBuf {

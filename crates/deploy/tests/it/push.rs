@@ -45,11 +45,7 @@ fn a_pushed_commit_is_checked_out_from_inside_the_hook_into_a_sealed_release() {
         "{}",
         pushed.output
     );
-    assert!(
-        pushed.output.contains("remote: release 1 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(1);
     assert_eq!(
         f.server_ref("refs/heads/main").as_deref(),
         Some(sha.as_str())
@@ -123,9 +119,7 @@ fn a_checkout_without_the_hooks_environment_cannot_see_the_pushed_commit() {
 
 #[test]
 fn a_failing_hook_rejects_the_push_and_the_ref_stays_where_it_was() {
-    let f = Fixture::new(&[]);
-    let first = f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, first) = Fixture::deployed();
 
     f.set_hook(&["--fail-build"]);
     f.commit(&[("app.py", "v = 2\n")], "Two");
@@ -166,12 +160,7 @@ fn a_failing_hook_rejects_the_push_and_the_ref_stays_where_it_was() {
     f.set_hook(&[]);
     let third = f.commit(&[("app.py", "v = 3\n")], "Three");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 3 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(3);
     assert_eq!(
         f.server_ref("refs/heads/main").as_deref(),
         Some(third.as_str())
@@ -182,9 +171,7 @@ fn a_failing_hook_rejects_the_push_and_the_ref_stays_where_it_was() {
 
 #[test]
 fn after_main_another_branch_is_refused_with_the_push_to_make_instead() {
-    let f = Fixture::new(&[]);
-    f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, _) = Fixture::deployed();
     assert_eq!(
         fs::read_to_string(f.app.deploy_branch_file()).unwrap(),
         "main\n"
@@ -229,9 +216,7 @@ fn a_first_push_of_master_makes_master_the_deploy_branch_and_head() {
 
 #[test]
 fn a_tag_pushed_alone_is_refused_and_not_stored() {
-    let f = Fixture::new(&[]);
-    f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, _) = Fixture::deployed();
     f.git_in(&f.client(), &["tag", "v1"]);
     let pushed = f.push("v1");
     assert!(!pushed.ok);
@@ -248,9 +233,7 @@ fn a_tag_pushed_alone_is_refused_and_not_stored() {
 
 #[test]
 fn deleting_the_deploy_branch_is_refused() {
-    let f = Fixture::new(&[]);
-    let sha = f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, sha) = Fixture::deployed();
     let pushed = f.push(":main");
     assert!(!pushed.ok);
     assert!(
@@ -268,9 +251,7 @@ fn deleting_the_deploy_branch_is_refused() {
 
 #[test]
 fn a_second_push_moves_current_to_the_new_release() {
-    let f = Fixture::new(&[]);
-    f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, _) = Fixture::deployed();
     let second = f.commit(&[("app.py", "v = 2\n")], "Two");
     assert!(f.push("main").ok);
 

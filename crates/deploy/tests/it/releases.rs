@@ -122,19 +122,12 @@ fn retention_keeps_the_newest_the_live_one_and_the_one_before_it() {
     // Numbers are never reused after pruning: the next push is release 10.
     f.commit(&[("app.py", "v = 10\n")], "Release 10");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 10 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(10);
 }
 
 #[test]
 fn a_build_left_by_a_killed_deploy_is_recorded_as_abandoned_by_the_next_one() {
-    let f = Fixture::new(&[]);
-    let sha = f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, sha) = Fixture::deployed();
     let releases = Releases::open(&f.app);
     {
         // A deploy that checked out release 2 and was stopped before it ended.
@@ -151,12 +144,7 @@ fn a_build_left_by_a_killed_deploy_is_recorded_as_abandoned_by_the_next_one() {
 
     f.commit(&[("app.py", "v = 3\n")], "Three");
     let pushed = f.push("main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 3 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(3);
     let abandoned = releases
         .list()
         .unwrap()
@@ -183,9 +171,7 @@ fn a_rollback_before_any_deploy_says_to_push_first() {
 
 #[test]
 fn a_damaged_release_record_is_named_with_what_to_do() {
-    let f = Fixture::new(&[]);
-    f.commit(&[("app.py", "v = 1\n")], "One");
-    assert!(f.push("main").ok);
+    let (f, _) = Fixture::deployed();
     let releases = Releases::open(&f.app);
     let id = releases.list().unwrap()[0].id.clone();
     std::fs::write(f.app.release_record(&id), "{ not json").unwrap();

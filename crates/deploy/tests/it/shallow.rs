@@ -48,12 +48,7 @@ fn a_shallow_clone_of_history_the_server_lacks_is_refused_before_anything_is_bui
     // Unshallowed, the same commit deploys as release 1.
     f.git_in(&shallow, &["fetch", "--quiet", "--unshallow"]);
     let pushed = f.push_from(&shallow, "HEAD:main");
-    assert!(pushed.ok, "{}", pushed.output);
-    assert!(
-        pushed.output.contains("remote: release 1 is live"),
-        "{}",
-        pushed.output
-    );
+    pushed.assert_live(1);
 }
 
 #[test]
