@@ -128,7 +128,11 @@ impl Foreground {
         };
         let mut server = server;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !server.stderr().contains(" serving ") {
+        while !server
+            .stderr()
+            .lines()
+            .any(|line| line.contains(" serving ") && line.contains(" at http://"))
+        {
             if let Some(status) = server.child.try_wait().unwrap() {
                 // Let the reader drain what is left.
                 std::thread::sleep(Duration::from_millis(100));

@@ -237,7 +237,13 @@ impl Server {
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if server.stderr().contains(" serving ") {
+            // "serving NAME at http://...", not a note such as "serving
+            // microblog:app, named by FLASK_APP", which comes first.
+            if server
+                .stderr()
+                .lines()
+                .any(|line| line.contains(" serving ") && line.contains(" at http://"))
+            {
                 return Ok(server);
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
