@@ -1,0 +1,231 @@
+//! `capstan daemon`: apps created through the control socket, deployed by a
+//! real `git push` to their repository, served by Host, brought back after a
+//! restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::fixture::{self, capstan, free_port};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A daemon on a temp root, stopped by its PID.
+struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    root: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(root: &Path) -> Daemon {
+        let port = free_port();
+        let mut child = Command::new(capstan())
+            .args(["daemon", "--root"])
+            .arg(root)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("capstan daemon starts");
+        let stderr = fixture::collect(child.stderr.take().unwrap());
+        let mut daemon = Daemon {
+            child: Some(child),
+            port,
+            root: root.to_owned(),
+            stderr,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !daemon.stderr().contains("serving every app") {
+            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited with {status}:\n{}", daemon.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not serving:\n{}",
+                daemon.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn capstan(&self, args: &[&str]) -> Output {
+        Command::new(capstan())
+            .args(args)
+            .env("CAPSTAN_ROOT", &self.root)
+            .output()
+            .unwrap()
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "daemon exit {status}:\n{}", self.stderr());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not stop:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn get(&self, host: &str) -> (u16, String) {
+        let response = fixture::client()
+            .get(format!("http://127.0.0.1:{}/", self.port))
+            .header("Host", host)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            for pid in fixture::descendants_of(child.id()) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// git with no system or user config, as a pusher with a name.
+fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", home)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .unwrap()
+}
+
+fn commit(work: &Path, home: &Path, app_py: &str, message: &str) {
+    std::fs::write(work.join("app.py"), app_py).unwrap();
+    let ok = |o: Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(git(work, home, &["add", "."]));
+    ok(git(work, home, &["commit", "-q", "-m", message]));
+}
+
+fn flask_app(text: &str) -> String {
+    format!(
+        "from flask import Flask\napp = Flask(__name__)\n\n@app.get('/')\ndef index():\n    return {text:?}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_serves_it_again() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("root");
+    let home = temp.path().join("home");
+    let work = temp.path().join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let daemon = Daemon::start(&root);
+
+    let created = daemon.capstan(&["apps", "create", "blog", "--domain", "blog.example.com"]);
+    assert!(created.status.success(), "{created:?}");
+    let repo = root.join("apps/blog/repo.git");
+    assert!(String::from_utf8_lossy(&created.stdout).contains("git push"));
+
+    // The same requirements as the shared test venv: one store venv, built once.
+    std::fs::copy(
+        fixture::workspace().join("examples/hello/requirements.txt"),
+        work.join("requirements.txt"),
+    )
+    .unwrap();
+    assert!(git(&work, &home, &["init", "-q", "-b", "main"])
+        .status
+        .success());
+    commit(&work, &home, &flask_app("first"), "first");
+    let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
+    let output = String::from_utf8_lossy(&push.stderr).into_owned();
+    assert!(push.status.success(), "{output}\n{}", daemon.stderr());
+    assert!(output.contains("building release 1 ("), "{output}");
+    assert!(output.contains("venv "), "{output}");
+    assert!(output.contains("health check passed"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "blog release 1 is live at http://blog.example.com:{}",
+            daemon.port
+        )),
+        "{output}"
+    );
+    assert_eq!(daemon.get("blog.example.com").await, (200, "first".into()));
+    let (status, page) = daemon.get("other.example.com").await;
+    assert_eq!(status, 404);
+    assert!(!page.contains("first"), "{page}");
+
+    let listed = daemon.capstan(&["apps", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["apps"][0]["live_release"], 1);
+    assert_eq!(listed["apps"][0]["state"], "running");
+
+    commit(&work, &home, &flask_app("second"), "second");
+    let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
+    let output = String::from_utf8_lossy(&push.stderr).into_owned();
+    assert!(push.status.success(), "{output}");
+    assert!(output.contains("venv reused"), "{output}");
+    assert!(output.contains("blog release 2 is live"), "{output}");
+    assert!(output.contains("(previous: 1, draining)"), "{output}");
+    assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
+
+    commit(&work, &home, "import not_a_module\napp = None\n", "broken");
+    let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
+    let output = String::from_utf8_lossy(&push.stderr).into_owned();
+    assert!(!push.status.success(), "{output}");
+    assert!(output.contains("release 3 failed"), "{output}");
+    assert!(output.contains("not_a_module"), "{output}");
+    assert!(output.contains("release 2 is still serving"), "{output}");
+    let head = git(&repo, &home, &["rev-parse", "refs/heads/main"]);
+    let local = git(&work, &home, &["rev-parse", "HEAD~1"]);
+    assert_eq!(
+        head.stdout, local.stdout,
+        "the ref moved to the broken commit"
+    );
+    assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
+
+    daemon.stop();
+    let daemon = Daemon::start(&root);
+    assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
+    daemon.stop();
+}
+
+#[test]
+fn apps_on_a_new_daemon_says_how_to_make_one() {
+    let temp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(temp.path());
+    let out = daemon.capstan(&["apps"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("capstan apps create NAME --domain DOMAIN"),
+        "{out:?}"
+    );
+    daemon.stop();
+}
