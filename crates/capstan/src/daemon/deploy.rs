@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use capstan_control::answers::Live;
 use capstan_control::{ApiError, Progress};
 use capstan_deploy::{AppDir, DeployLock, Git, Oid, Releases, Repo, DEFAULT_KEEP};
+use capstan_proc::{Child, Spec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::apps::AppRecord;
@@ -26,6 +27,9 @@ const GIT_ENV: [&str; 3] = [
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_QUARANTINE_PATH",
 ];
+
+/// How long the last output lines of a finished release command may take.
+const LAST_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a deploy needs from the daemon.
 pub struct Context {
@@ -152,24 +156,9 @@ async fn build(
     let (instance, venv_line) = instance(app_dir, dir, record).await?;
     progress.line(venv_line).await;
     progress
-        .line("build commands: none ([build] is not in the app file yet)")
+        .line("build commands: skipped (capstan does not read [build] yet)")
         .await;
-    let app = &instance.app;
-    if !app.release.is_empty() {
-        let started = Instant::now();
-        progress
-            .line(format!("release commands: {}", app.release.join("; ")))
-            .await;
-        crate::release::run(app, &instance.venv, dir)
-            .await
-            .context("a release command failed (its output is in the daemon's log)")?;
-        progress
-            .line(format!(
-                "release commands done ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ))
-            .await;
-    }
+    release_commands(&instance, dir, progress).await?;
     let started = Instant::now();
     let generation = Generation::start(&instance).await?;
     progress
@@ -179,6 +168,62 @@ async fn build(
         ))
         .await;
     Ok(generation)
+}
+
+/// `[release] commands` (or a Procfile `release:`) in the release folder,
+/// in order, with the commands' env and the venv first on PATH, each in its
+/// own process group; every output line goes to the pusher as it comes. The
+/// first that fails ends the deploy.
+async fn release_commands(
+    instance: &Instance,
+    dir: &Path,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let app = &instance.app;
+    let mut env = app_env::process_env(&app.command_env(), &instance.venv);
+    env.extend(
+        instance
+            .env
+            .iter()
+            .filter(|(k, _)| k == "CAPSTAN_DATA_DIR")
+            .cloned(),
+    );
+    for command in &app.release {
+        progress.line(format!("release command: {command}")).await;
+        let started = Instant::now();
+        let (lines, mut output) = tokio::sync::mpsc::unbounded_channel();
+        let mut spec = Spec::shell("release", command, dir.to_owned());
+        spec.env = env.clone();
+        spec.lines = Some(lines);
+        let mut child = Child::spawn(spec)?;
+        let exit = {
+            let waited = child.wait();
+            tokio::pin!(waited);
+            loop {
+                tokio::select! {
+                    exit = &mut waited => break exit,
+                    Some(line) = output.recv() => progress.line(format!("  {line}")).await,
+                }
+            }
+        };
+        // Whatever it left running in its group must not outlive the step.
+        child.signal_group(nix::sys::signal::Signal::SIGKILL);
+        drop(child);
+        // The last lines may still be in the pipe's readers.
+        while let Ok(Some(line)) = tokio::time::timeout(LAST_LINES_WAIT, output.recv()).await {
+            progress.line(format!("  {line}")).await;
+        }
+        if !exit.success() {
+            anyhow::bail!("the release command `{command}` {exit} (its output is above)");
+        }
+        progress
+            .line(format!(
+                "release command done ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            ))
+            .await;
+    }
+    Ok(())
 }
 
 /// What a generation of the release in `dir` starts from: its app file, the

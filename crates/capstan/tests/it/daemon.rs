@@ -187,24 +187,53 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     assert_eq!(listed["apps"][0]["live_release"], 1);
     assert_eq!(listed["apps"][0]["state"], "running");
 
+    std::fs::write(
+        work.join("capstan.toml"),
+        "[release]\ncommands = [\"echo migrating into $CAPSTAN_DATA_DIR\"]\n",
+    )
+    .unwrap();
     commit(&work, &home, &flask_app("second"), "second");
     let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
     let output = String::from_utf8_lossy(&push.stderr).into_owned();
     assert!(push.status.success(), "{output}");
     assert!(output.contains("venv reused"), "{output}");
+    assert!(
+        output.contains("release command: echo migrating into $CAPSTAN_DATA_DIR"),
+        "{output}"
+    );
+    let data = root.canonicalize().unwrap().join("apps/blog/data");
+    assert!(
+        output.contains(&format!("migrating into {}", data.display())),
+        "{output}"
+    );
     assert!(output.contains("blog release 2 is live"), "{output}");
     assert!(output.contains("(previous: 1, draining)"), "{output}");
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
 
+    std::fs::write(
+        work.join("capstan.toml"),
+        "[release]\ncommands = [\"echo the migration broke; exit 3\"]\n",
+    )
+    .unwrap();
+    commit(&work, &home, &flask_app("third"), "migration fails");
+    let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
+    let output = String::from_utf8_lossy(&push.stderr).into_owned();
+    assert!(!push.status.success(), "{output}");
+    assert!(output.contains("the migration broke"), "{output}");
+    assert!(output.contains("release 3 failed"), "{output}");
+    assert!(output.contains("release 2 is still serving"), "{output}");
+    assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
+
+    std::fs::remove_file(work.join("capstan.toml")).unwrap();
     commit(&work, &home, "import not_a_module\napp = None\n", "broken");
     let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
     let output = String::from_utf8_lossy(&push.stderr).into_owned();
     assert!(!push.status.success(), "{output}");
-    assert!(output.contains("release 3 failed"), "{output}");
+    assert!(output.contains("release 4 failed"), "{output}");
     assert!(output.contains("not_a_module"), "{output}");
     assert!(output.contains("release 2 is still serving"), "{output}");
     let head = git(&repo, &home, &["rev-parse", "refs/heads/main"]);
-    let local = git(&work, &home, &["rev-parse", "HEAD~1"]);
+    let local = git(&work, &home, &["rev-parse", "HEAD~2"]);
     assert_eq!(
         head.stdout, local.stdout,
         "the ref moved to the broken commit"
