@@ -31,13 +31,18 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     let root = root
         .canonicalize()
         .with_context(|| format!("could not resolve {}", root.display()))?;
-    if args.tls_listen.is_some() {
+    // Flags over `<root>/capstan.toml`, over the defaults.
+    let settings = capstan_config::load_daemon_settings(&root)?;
+    if args.tls_listen.or(settings.tls_listen).is_some() {
         anyhow::bail!(
-            "--tls-listen is not served by the daemon yet; run it with --listen only for now"
+            "HTTPS (--tls-listen, or tls_listen in {}) is not served by the daemon yet; \
+             remove it and run with a plain HTTP --listen for now",
+            root.join("capstan.toml").display()
         );
     }
     let listen: SocketAddr = args
         .listen
+        .or(settings.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address"));
     // Bind first: a port in use is reported before anything is started.
     let listeners = vec![Listener {

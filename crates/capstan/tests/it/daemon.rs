@@ -258,3 +258,130 @@ fn apps_on_a_new_daemon_says_how_to_make_one() {
     );
     daemon.stop();
 }
+
+/// `capstan daemon --root ROOT ARGS...`, which must exit: its status and stderr.
+fn daemon_exit(root: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let root = root.to_str().unwrap();
+    let mut all = vec!["daemon", "--root", root];
+    all.extend_from_slice(args);
+    fixture::run_to_exit(&all, Duration::from_secs(30))
+}
+
+#[test]
+fn a_busy_port_stops_the_daemon_before_anything_starts() {
+    let temp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, stderr) = daemon_exit(temp.path(), &["--listen", &addr]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("{addr} is already in use")),
+        "{stderr}"
+    );
+    assert!(!temp.path().join("control.sock").exists());
+}
+
+#[test]
+fn a_bad_settings_file_stops_the_daemon_naming_its_line() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        temp.path().join("capstan.toml"),
+        "# the daemon's settings\nlisten = \"port 80\"\n",
+    )
+    .unwrap();
+    let (status, stderr) = daemon_exit(temp.path(), &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("capstan.toml:2: bad value for `listen`: \"port 80\" is not an address"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_listen_setting_is_used_and_the_flag_overrides_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    std::fs::write(
+        temp.path().join("capstan.toml"),
+        format!("listen = \"{addr}\"\n"),
+    )
+    .unwrap();
+    // The file's address is the busy one...
+    let (status, stderr) = daemon_exit(temp.path(), &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("{addr} is already in use")),
+        "{stderr}"
+    );
+    // ...and the flag's is used instead of it.
+    let daemon = Daemon::start(temp.path());
+    assert!(daemon
+        .stderr()
+        .contains(&format!("127.0.0.1:{}", daemon.port)));
+    daemon.stop();
+}
+
+#[test]
+fn https_in_the_daemon_is_refused_as_not_yet_served() {
+    let temp = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let (status, stderr) = daemon_exit(
+        temp.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("is not served by the daemon yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_app_name_or_domain_taken_already_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(temp.path());
+    let create =
+        |name: &str, domain: &str| daemon.capstan(&["apps", "create", name, "--domain", domain]);
+    assert!(create("blog", "blog.example.com").status.success());
+    let again = create("blog", "other.example.com");
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("an app named blog exists already"),
+        "{stderr}"
+    );
+    let taken = create("shop", "Blog.Example.com");
+    assert!(!taken.status.success());
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        stderr.contains("blog.example.com is a domain of the app blog already"),
+        "{stderr}"
+    );
+    let listed = daemon.capstan(&["apps"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("blog") && listed.contains("new"),
+        "{listed}"
+    );
+    assert!(!listed.contains("shop"), "{listed}");
+    daemon.stop();
+}
+
+#[test]
+fn the_server_commands_without_a_daemon_say_how_to_start_one() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(capstan())
+        .args(["apps", "--root"])
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no capstan daemon is running"), "{stderr}");
+}
