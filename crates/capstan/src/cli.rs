@@ -46,6 +46,10 @@ pub enum Command {
     /// makes one.
     Apps(AppsArgs),
 
+    /// An app's releases, newest last: number, commit, built at, how long,
+    /// status, and which one is live (*).
+    Releases(ReleasesArgs),
+
     /// What git runs in an app's repository (the pre-receive hook): hands the
     /// push to the daemon and shows its progress.
     #[command(hide = true)]
@@ -221,4 +225,15 @@ pub struct HookArgs {
 pub enum HookKind {
     /// git's pre-receive: the ref updates on stdin, CAPSTAN_ROOT and CAPSTAN_APP set.
     PreReceive,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -66,6 +66,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Exec(args) => exec::exec(args).await,
             cli::Command::Daemon(args) => daemon::daemon(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Apps(args) => daemon::client::apps(args).await,
+            cli::Command::Releases(args) => daemon::client::releases(args).await,
             cli::Command::Hook(args) => daemon::client::hook(args).await,
         }
     });

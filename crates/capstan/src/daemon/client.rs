@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
 use capstan_config::AppName;
-use capstan_control::api::{AppsCreate, AppsList, Deploy};
+use capstan_control::api::{AppsCreate, AppsList, Deploy, Releases};
 use capstan_control::Client;
 use capstan_deploy::{AppDir, Repo};
 
-use crate::cli::{AppsArgs, AppsCommand, HookArgs, HookKind};
+use crate::cli::{AppsArgs, AppsCommand, HookArgs, HookKind, ReleasesArgs};
 
 /// The git variables the daemon needs to read a push still in quarantine.
 const QUARANTINE_ENV: [&str; 3] = [
@@ -62,6 +62,41 @@ pub async fn apps(args: AppsArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn releases(args: ReleasesArgs) -> anyhow::Result<ExitCode> {
+    let app = AppName::new(&args.app)?;
+    let client = Client::connect(args.root.path()).await?;
+    let list = client.call(&Releases { app }).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.releases.is_empty() {
+        println!(
+            "{} has no releases yet: `git push` to its repository deploys one",
+            list.app.as_str()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "  {:<4} {:<8} {:<20} {:>7}  {:<8} MESSAGE",
+        "#", "COMMIT", "BUILT AT (UTC)", "TOOK", "STATUS"
+    );
+    for release in &list.releases {
+        let status = serde_json::to_value(release.status)?;
+        println!(
+            "{} {:<4} {:<8} {:<20} {:>6.1}s  {:<8} {}",
+            if release.live { "*" } else { " " },
+            release.number,
+            release.commit.get(..7).unwrap_or(&release.commit),
+            release.built_at.format("%Y-%m-%d %H:%M:%S"),
+            release.build_secs,
+            status.as_str().unwrap_or("?"),
+            release.message
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,7 +34,7 @@ fn not_yet<T>(command: &str) -> Result<T, ApiError> {
         ErrorKind::NotFound,
         format!(
             "`capstan {command}` is not in this version of the daemon yet; \
-             what works now: apps, apps create, and deploying with git push"
+             what works now: apps, apps create, releases, and deploying with git push"
         ),
     ))
 }
@@ -56,8 +56,12 @@ impl Handler for ControlHandler {
         not_yet("apps destroy")
     }
 
-    async fn releases(&self, _: Caller, _: Releases) -> Result<ReleaseList, ApiError> {
-        not_yet("releases")
+    async fn releases(&self, _: Caller, request: Releases) -> Result<ReleaseList, ApiError> {
+        self.ask(|answer| Event::Releases {
+            app: request.app,
+            answer,
+        })
+        .await?
     }
 
     async fn rollback(&self, _: Caller, _: Rollback, _: Progress) -> Result<Live, ApiError> {

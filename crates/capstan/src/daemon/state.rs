@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use capstan_config::AppName;
-use capstan_control::answers::{AppCreated, AppList, AppState, AppSummary, DaemonStatus, Live};
+use capstan_control::answers::{
+    AppCreated, AppList, AppState, AppSummary, DaemonStatus, Live, ReleaseInfo, ReleaseList,
+    ReleaseStatus,
+};
 use capstan_control::api::{AppsCreate, Deploy};
 use capstan_control::{ApiError, Progress};
 use capstan_deploy::{AppDir, HookCommand, Repo};
@@ -36,6 +39,11 @@ pub enum Event {
     },
     /// `apps` (list).
     List { answer: oneshot::Sender<AppList> },
+    /// `releases APP`.
+    Releases {
+        app: AppName,
+        answer: oneshot::Sender<Result<ReleaseList, ApiError>>,
+    },
     /// A push: the loop starts its pipeline in a task of its own.
     Deploy {
         request: Deploy,
@@ -175,6 +183,9 @@ impl State {
                 let apps = self.apps.values().map(summary).collect();
                 let _ = answer.send(AppList { apps });
             }
+            Event::Releases { app, answer } => {
+                let _ = answer.send(self.releases(app));
+            }
             Event::Deploy {
                 request,
                 progress,
@@ -273,6 +284,35 @@ impl State {
             app,
             repo: app_dir.repo(),
         })
+    }
+
+    fn releases(&self, app: AppName) -> Result<ReleaseList, ApiError> {
+        if !self.apps.contains_key(app.as_str()) {
+            return Err(ApiError::unknown_app(app.as_str()));
+        }
+        let app_dir =
+            AppDir::open(&self.root, &app).map_err(|e| ApiError::internal(e.to_string()))?;
+        let list = capstan_deploy::Releases::open(&app_dir)
+            .list()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let releases = list
+            .into_iter()
+            .rev()
+            .map(|info| ReleaseInfo {
+                number: info.record.number as u32,
+                commit: info.record.sha,
+                message: info.record.subject,
+                built_at: info.record.started_at,
+                build_secs: info.record.build_seconds.unwrap_or(0.0),
+                status: match info.record.status {
+                    capstan_deploy::ReleaseStatus::Building => ReleaseStatus::Building,
+                    capstan_deploy::ReleaseStatus::Ready => ReleaseStatus::Ready,
+                    capstan_deploy::ReleaseStatus::Failed => ReleaseStatus::Failed,
+                },
+                live: info.live,
+            })
+            .collect();
+        Ok(ReleaseList { app, releases })
     }
 
     /// Every app's domains to its live Site; an unknown Host gets the 404 page.

@@ -240,6 +240,38 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     );
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
 
+    let listed = daemon.capstan(&["releases", "blog", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let releases = listed["releases"].as_array().unwrap();
+    let summary: Vec<(u64, &str, bool)> = releases
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+                r["live"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "ready", false),
+            (2, "ready", true),
+            (3, "failed", false),
+            (4, "failed", false)
+        ]
+    );
+    assert_eq!(releases[1]["message"], "second");
+    let table = daemon.capstan(&["releases", "blog"]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("* 2 ") && l.ends_with(" second")),
+        "{table}"
+    );
+
     daemon.stop();
     let daemon = Daemon::start(&root);
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
