@@ -57,6 +57,11 @@ impl Daemon {
         daemon
     }
 
+    /// The daemon's child processes (the app workers) now.
+    fn processes(&self) -> Vec<u32> {
+        fixture::descendants_of(self.child.as_ref().unwrap().id())
+    }
+
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -182,6 +187,9 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     assert_eq!(status, 404);
     assert!(!page.contains("first"), "{page}");
 
+    let first_generation = daemon.processes();
+    assert!(!first_generation.is_empty());
+
     let listed = daemon.capstan(&["apps", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed["apps"][0]["live_release"], 1);
@@ -209,6 +217,12 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     assert!(output.contains("blog release 2 is live"), "{output}");
     assert!(output.contains("(previous: 1, draining)"), "{output}");
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
+    // The first generation drained: its workers are gone.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while first_generation.iter().any(|&pid| fixture::alive(pid)) {
+        assert!(Instant::now() < deadline, "release 1's workers still run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     std::fs::write(
         work.join("capstan.toml"),
@@ -282,6 +296,12 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
 fn apps_on_a_new_daemon_says_how_to_make_one() {
     let temp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(temp.path());
+    // Whoever runs the tests, the log says once whose user the apps run as.
+    let says = |text: &str| daemon.stderr().matches(text).count();
+    assert_eq!(
+        says("running as root: in this version") + says("not running as root: every app"),
+        1
+    );
     let out = daemon.capstan(&["apps"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -416,4 +436,24 @@ fn the_server_commands_without_a_daemon_say_how_to_start_one() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no capstan daemon is running"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_control_command_not_in_this_daemon_yet_is_answered_so() {
+    let temp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(temp.path());
+    let client = capstan_control::Client::connect(temp.path()).await.unwrap();
+    let app = capstan_config::AppName::new("blog").unwrap();
+    let Err(error) = client
+        .stream(&capstan_control::api::Rollback { app, to: None })
+        .await
+    else {
+        panic!("rollback was accepted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("`capstan rollback` is not in this version of the daemon yet"),
+        "{message}"
+    );
+    daemon.stop();
 }
