@@ -194,6 +194,7 @@ async fn release_commands(
         let (lines, mut output) = tokio::sync::mpsc::unbounded_channel();
         let mut spec = Spec::shell("release", command, dir.to_owned());
         spec.env = env.clone();
+        spec.identity = instance.identity.clone();
         spec.lines = Some(lines);
         let mut child = Child::spawn(spec)?;
         let exit = {
@@ -267,6 +268,19 @@ pub async fn instance(
     let venv = stored.venv;
     let mut env = app_env::process_env(&app.env, &venv);
     env.push(("CAPSTAN_DATA_DIR".into(), app_dir.data().into()));
+    // As root, the app's own system user; its data folder is its own.
+    let user = capstan_users::ensure_app_user(app_dir.name(), &app_dir.data())?;
+    let identity = user.identity();
+    if let Some(identity) = &identity {
+        std::os::unix::fs::chown(app_dir.data(), Some(identity.uid), Some(identity.gid))
+            .with_context(|| {
+                format!(
+                    "could not give {} to {}",
+                    app_dir.data().display(),
+                    user.name
+                )
+            })?;
+    }
     let state = app_dir.path().join(".capstan");
     std::fs::create_dir_all(&state)
         .with_context(|| format!("could not create {}", state.display()))?;
@@ -280,6 +294,7 @@ pub async fn instance(
         https_port: None,
         certs: None,
         access_log: app.http.access_log,
+        identity,
         health_host: record
             .domains
             .first()

@@ -52,10 +52,8 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     let access = capstan_control::Access::capstan_group();
     let control = capstan_control::bind(&capstan_control::socket_path(&root), &access).await?;
     if nix::unistd::Uid::effective().is_root() {
-        // The capstan-<app> users (capstan_users) are not wired in yet.
-        tracing::warn!(
-            "running as root: in this version every app's processes run as root too; \
-             a system user per app (capstan-<app>) is coming"
+        tracing::info!(
+            "running as root: each app's processes run as its own system user, capstan-<app>"
         );
     } else {
         tracing::info!(

@@ -2,6 +2,7 @@
 //! real `git push` to their repository, served by Host, brought back after a
 //! restart.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -116,6 +117,22 @@ impl Drop for Daemon {
     }
 }
 
+/// Removes the app's system user (made when the daemon runs as root) at the end.
+struct AppUserGuard(&'static str);
+
+impl Drop for AppUserGuard {
+    fn drop(&mut self) {
+        let _ = capstan_users::remove_app_user(&capstan_config::AppName::new(self.0).unwrap());
+    }
+}
+
+/// The real uid of a process, from /proc.
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// git with no system or user config, as a pusher with a name.
 fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
     Command::new("git")
@@ -152,11 +169,14 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     let work = temp.path().join("work");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
+    // As root the app runs as capstan-pushblog, who must reach its folders.
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _user = AppUserGuard("pushblog");
     let daemon = Daemon::start(&root);
 
-    let created = daemon.capstan(&["apps", "create", "blog", "--domain", "blog.example.com"]);
+    let created = daemon.capstan(&["apps", "create", "pushblog", "--domain", "blog.example.com"]);
     assert!(created.status.success(), "{created:?}");
-    let repo = root.join("apps/blog/repo.git");
+    let repo = root.join("apps/pushblog/repo.git");
     assert!(String::from_utf8_lossy(&created.stdout).contains("git push"));
 
     // The same requirements as the shared test venv: one store venv, built once.
@@ -165,6 +185,10 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
         work.join("requirements.txt"),
     )
     .unwrap();
+    // The system's Python: one under root's home (pyenv) is out of the app
+    // user's reach when the daemon runs as root.
+    let python = "python = \"/usr/bin/python3\"\n";
+    std::fs::write(work.join("capstan.toml"), python).unwrap();
     assert!(git(&work, &home, &["init", "-q", "-b", "main"])
         .status
         .success());
@@ -177,7 +201,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     assert!(output.contains("health check passed"), "{output}");
     assert!(
         output.contains(&format!(
-            "blog release 1 is live at http://blog.example.com:{}",
+            "pushblog release 1 is live at http://blog.example.com:{}",
             daemon.port
         )),
         "{output}"
@@ -189,6 +213,18 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
 
     let first_generation = daemon.processes();
     assert!(!first_generation.is_empty());
+    if nix::unistd::geteuid().is_root() {
+        let user = nix::unistd::User::from_name("capstan-pushblog")
+            .unwrap()
+            .unwrap();
+        for pid in &first_generation {
+            assert_eq!(
+                process_uid(*pid),
+                Some(user.uid.as_raw()),
+                "pid {pid} is not the app's user"
+            );
+        }
+    }
 
     let listed = daemon.capstan(&["apps", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -197,7 +233,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
 
     std::fs::write(
         work.join("capstan.toml"),
-        "[release]\ncommands = [\"echo migrating into $CAPSTAN_DATA_DIR\"]\n",
+        format!("{python}[release]\ncommands = [\"echo migrating into $CAPSTAN_DATA_DIR\"]\n"),
     )
     .unwrap();
     commit(&work, &home, &flask_app("second"), "second");
@@ -209,12 +245,12 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
         output.contains("release command: echo migrating into $CAPSTAN_DATA_DIR"),
         "{output}"
     );
-    let data = root.canonicalize().unwrap().join("apps/blog/data");
+    let data = root.canonicalize().unwrap().join("apps/pushblog/data");
     assert!(
         output.contains(&format!("migrating into {}", data.display())),
         "{output}"
     );
-    assert!(output.contains("blog release 2 is live"), "{output}");
+    assert!(output.contains("pushblog release 2 is live"), "{output}");
     assert!(output.contains("(previous: 1, draining)"), "{output}");
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
     // The first generation drained: its workers are gone.
@@ -226,7 +262,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
 
     std::fs::write(
         work.join("capstan.toml"),
-        "[release]\ncommands = [\"echo the migration broke; exit 3\"]\n",
+        format!("{python}[release]\ncommands = [\"echo the migration broke; exit 3\"]\n"),
     )
     .unwrap();
     commit(&work, &home, &flask_app("third"), "migration fails");
@@ -238,7 +274,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     assert!(output.contains("release 2 is still serving"), "{output}");
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
 
-    std::fs::remove_file(work.join("capstan.toml")).unwrap();
+    std::fs::write(work.join("capstan.toml"), python).unwrap();
     commit(&work, &home, "import not_a_module\napp = None\n", "broken");
     let push = git(&work, &home, &["push", repo.to_str().unwrap(), "main"]);
     let output = String::from_utf8_lossy(&push.stderr).into_owned();
@@ -254,7 +290,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
     );
     assert_eq!(daemon.get("blog.example.com").await, (200, "second".into()));
 
-    let listed = daemon.capstan(&["releases", "blog", "--json"]);
+    let listed = daemon.capstan(&["releases", "pushblog", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let releases = listed["releases"].as_array().unwrap();
     let summary: Vec<(u64, &str, bool)> = releases
@@ -277,7 +313,7 @@ async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_se
         ]
     );
     assert_eq!(releases[1]["message"], "second");
-    let table = daemon.capstan(&["releases", "blog"]);
+    let table = daemon.capstan(&["releases", "pushblog"]);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(
         table
@@ -299,7 +335,7 @@ fn apps_on_a_new_daemon_says_how_to_make_one() {
     // Whoever runs the tests, the log says once whose user the apps run as.
     let says = |text: &str| daemon.stderr().matches(text).count();
     assert_eq!(
-        says("running as root: in this version") + says("not running as root: every app"),
+        says("running as root: each app") + says("not running as root: every app"),
         1
     );
     let out = daemon.capstan(&["apps"]);
