@@ -37,6 +37,24 @@ pub enum Command {
     /// <DIR>/.capstan.
     Run(RunArgs),
 
+    /// Run every app of this server, in the foreground: the front for all of
+    /// them (by Host), their workers, and the control socket the other
+    /// server commands talk to. Ctrl-C or SIGTERM stops it gracefully.
+    Daemon(DaemonArgs),
+
+    /// Apps of the daemon: `capstan apps` lists them, `capstan apps create`
+    /// makes one.
+    Apps(AppsArgs),
+
+    /// An app's releases, newest last: number, commit, built at, how long,
+    /// status, and which one is live (*).
+    Releases(ReleasesArgs),
+
+    /// What git runs in an app's repository (the pre-receive hook): hands the
+    /// push to the daemon and shows its progress.
+    #[command(hide = true)]
+    Hook(HookArgs),
+
     /// Load new code into a running `capstan run` without dropping a request.
     ///
     /// New workers start from the app's current code; once every one has
@@ -142,4 +160,80 @@ fn parse_https_url(s: &str) -> Result<String, String> {
     } else {
         Err("ACME directories are served over HTTPS: give an https:// URL".into())
     }
+}
+
+/// Where the daemon keeps its state; the server commands find it there too.
+#[derive(Debug, Args)]
+pub struct RootArg {
+    /// The daemon's state folder [default: $CAPSTAN_ROOT, else /var/lib/capstan].
+    #[arg(long = "root", value_name = "DIR")]
+    flag: Option<PathBuf>,
+}
+
+impl RootArg {
+    /// `--root`, else `CAPSTAN_ROOT`, else /var/lib/capstan.
+    pub fn path(&self) -> PathBuf {
+        self.flag
+            .clone()
+            .or_else(|| std::env::var_os("CAPSTAN_ROOT").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/capstan"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// Plain HTTP address for every app (default 0.0.0.0:80).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// HTTPS address (not served by the daemon yet).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct AppsArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<AppsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Make an app: its folder, its git repository to push to, its domains.
+    Create {
+        /// The app's name (letters, digits, dashes).
+        name: String,
+        /// A Host name it answers (repeat for more).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    pub hook: HookKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookKind {
+    /// git's pre-receive: the ref updates on stdin, CAPSTAN_ROOT and CAPSTAN_APP set.
+    PreReceive,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

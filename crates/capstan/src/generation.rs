@@ -55,6 +55,8 @@ pub struct Instance {
     pub certs: Option<Arc<CertStore>>,
     /// Write the access log for the app's requests.
     pub access_log: bool,
+    /// The user every process of the generation runs as; `None`: capstan's own.
+    pub identity: Option<capstan_proc::Identity>,
     /// The Host of the health check: the first domain (`--domain` or the
     /// app file's), else `localhost`.
     pub health_host: String,
@@ -101,13 +103,16 @@ impl Generation {
         // Only a healthy generation's processes start (a worker queue
         // would otherwise run jobs for code that never serves).
         for (name, process) in &app.processes {
-            generation.processes.push(Supervised::start(ProcessSpec {
-                name: name.clone(),
-                command: process.command.clone(),
-                cwd: app.root.clone(),
-                env: instance.env.clone(),
-                kill_grace: Duration::from_secs(10),
-            }));
+            generation.processes.push(Supervised::start_as(
+                ProcessSpec {
+                    name: name.clone(),
+                    command: process.command.clone(),
+                    cwd: app.root.clone(),
+                    env: instance.env.clone(),
+                    kill_grace: Duration::from_secs(10),
+                },
+                instance.identity.clone(),
+            ));
         }
         Ok(generation)
     }
@@ -187,6 +192,7 @@ async fn start_backend(
                 instance.workdir.clone(),
             );
             spec.env = instance.env.clone();
+            spec.identity = instance.identity.clone();
             if let Some(workers) = instance.workers.or(app.workers) {
                 spec.workers = workers;
             }
@@ -211,13 +217,16 @@ async fn start_backend(
         }
         Web::Command { command } => {
             let port = free_port()?;
-            let web = Supervised::start(ProcessSpec {
-                name: "web".into(),
-                command: command.clone(),
-                cwd: instance.workdir.clone(),
-                env: loopback::command_env(&instance.env, port),
-                kill_grace: Duration::from_secs(10),
-            });
+            let web = Supervised::start_as(
+                ProcessSpec {
+                    name: "web".into(),
+                    command: command.clone(),
+                    cwd: instance.workdir.clone(),
+                    env: loopback::command_env(&instance.env, port),
+                    kill_grace: Duration::from_secs(10),
+                },
+                instance.identity.clone(),
+            );
             if let Err(error) = wait_for_port(port, COMMAND_BOOT_TIMEOUT).await {
                 web.stop().await;
                 return Err(error);

@@ -3,6 +3,7 @@
 mod app_env;
 mod cli;
 mod control;
+mod daemon;
 mod exec;
 mod generation;
 mod logging;
@@ -63,6 +64,10 @@ fn main() -> std::process::ExitCode {
             cli::Command::Run(args) => run::run(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Reload(args) => run::reload(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Exec(args) => exec::exec(args).await,
+            cli::Command::Daemon(args) => daemon::daemon(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Apps(args) => daemon::client::apps(args).await,
+            cli::Command::Releases(args) => daemon::client::releases(args).await,
+            cli::Command::Hook(args) => daemon::client::hook(args).await,
         }
     });
     match result {

@@ -85,6 +85,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|addr| addr.port()),
         certs,
         access_log,
+        identity: None,
         health_host: domains
             .first()
             .cloned()
@@ -229,7 +230,7 @@ async fn reload_on_hangup(reloads: tokio::sync::mpsc::Sender<control::Reload>) {
     }
 }
 
-async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     capstan_edge::bind(addr)
         .await
         .map_err(|error| match error.kind() {
@@ -325,7 +326,7 @@ fn start_acme(
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one stops at once.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

@@ -10,6 +10,7 @@
 mod app;
 mod app_file;
 mod cron;
+mod daemon_settings;
 mod discover;
 mod dotenv;
 mod duration;
@@ -39,6 +40,7 @@ pub use app::{
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE, DEFAULT_THREADS,
     DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, MAX_WORKERS_OR_THREADS,
 };
+pub use daemon_settings::{load_daemon_settings, DaemonSettings};
 pub use duration::{format_duration, parse_duration, InvalidDuration};
 pub use error::ConfigError;
 pub use load::load;

@@ -222,6 +222,12 @@ pub struct Deploy {
     /// The ref, like `refs/heads/main`.
     #[serde(deserialize_with = "ref_name")]
     pub refname: String,
+    /// The hook's git quarantine (`GIT_OBJECT_DIRECTORY`,
+    /// `GIT_ALTERNATE_OBJECT_DIRECTORIES`, `GIT_QUARANTINE_PATH`): until the
+    /// hook says yes, the pushed objects are only there. The daemon checks
+    /// that each path is inside the app's repository before using it.
+    #[serde(default)]
+    pub git_env: Vec<(String, String)>,
 }
 
 impl StreamCall for Deploy {

@@ -17,6 +17,9 @@ use crate::DeployError;
 #[derive(Debug, Clone)]
 pub struct Git {
     git_dir: PathBuf,
+    /// Variables set on every git command over this process's environment
+    /// (a daemon running a checkout for a hook passes the hook's quarantine).
+    env: Vec<(String, String)>,
 }
 
 /// What a release records about its commit.
@@ -35,7 +38,16 @@ impl Git {
     pub fn new(git_dir: impl Into<PathBuf>) -> Git {
         Git {
             git_dir: git_dir.into(),
+            env: Vec::new(),
         }
+    }
+
+    /// The same repository, with `env` set on every git command: a daemon
+    /// doing a hook's checkout passes the hook's `GIT_OBJECT_DIRECTORY` and
+    /// friends, so git sees the pushed objects in their quarantine.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Git {
+        self.env = env;
+        self
     }
 
     /// The repository's folder.
@@ -49,6 +61,7 @@ impl Git {
         cmd.arg("--git-dir").arg(&self.git_dir);
         // A deploy has no one to answer a prompt.
         cmd.env("GIT_TERMINAL_PROMPT", "0");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null());
         cmd
     }

@@ -339,7 +339,7 @@ impl Drop for Server {
     }
 }
 
-fn collect<R: Read + Send + 'static>(stream: R) -> Arc<Mutex<String>> {
+pub fn collect<R: Read + Send + 'static>(stream: R) -> Arc<Mutex<String>> {
     let text = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&text);
     std::thread::spawn(move || {

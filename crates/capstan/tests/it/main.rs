@@ -11,6 +11,7 @@ mod bodies;
 mod conformance;
 mod crashes;
 mod cron;
+mod daemon;
 mod discovery;
 mod edge;
 mod errors;

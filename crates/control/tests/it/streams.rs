@@ -33,6 +33,7 @@ fn deploy(name: &str) -> Deploy {
         old: "0".repeat(40),
         new: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678".into(),
         refname: "refs/heads/main".into(),
+        git_env: Vec::new(),
     }
 }
 

@@ -1,0 +1,104 @@
+//! `capstan daemon`: every app of a server in one process. The front for all
+//! of them (a `Front` with a RouteTable by Host, no default Site), the control
+//! socket, and the state loop that owns the apps and their generations.
+//!
+//! - `state`: the loop over `Event`, the one owner of the apps;
+//! - `control_handler`: control requests as events;
+//! - `deploy`: a push's pipeline, from checkout to live;
+//! - `apps`: the app record beside the deploy crate's folders;
+//! - `client`: the CLI's side (`apps`, `hook pre-receive`).
+
+mod apps;
+pub mod client;
+mod control_handler;
+mod deploy;
+mod state;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use capstan_edge::{Listener, RouteTable, Routes, ServeOptions};
+
+use crate::cli::DaemonArgs;
+
+/// The default plain HTTP address.
+const DEFAULT_LISTEN: &str = "0.0.0.0:80";
+
+pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
+    let root = args.root.path();
+    std::fs::create_dir_all(root.join("apps"))
+        .with_context(|| format!("could not create {}", root.join("apps").display()))?;
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("could not resolve {}", root.display()))?;
+    // Flags over `<root>/capstan.toml`, over the defaults.
+    let settings = capstan_config::load_daemon_settings(&root)?;
+    if args.tls_listen.or(settings.tls_listen).is_some() {
+        anyhow::bail!(
+            "HTTPS (--tls-listen, or tls_listen in {}) is not served by the daemon yet; \
+             remove it and run with a plain HTTP --listen for now",
+            root.join("capstan.toml").display()
+        );
+    }
+    let listen: SocketAddr = args
+        .listen
+        .or(settings.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address"));
+    // Bind first: a port in use is reported before anything is started.
+    let listeners = vec![Listener {
+        tcp: crate::run::bind(listen, "--listen").await?,
+        tls: None,
+    }];
+    let access = capstan_control::Access::capstan_group();
+    let control = capstan_control::bind(&capstan_control::socket_path(&root), &access).await?;
+    if nix::unistd::Uid::effective().is_root() {
+        tracing::info!(
+            "running as root: each app's processes run as its own system user, capstan-<app>"
+        );
+    } else {
+        tracing::info!(
+            "not running as root: every app runs as the current user ({})",
+            std::env::var("USER").unwrap_or_else(|_| "this user".into())
+        );
+    }
+
+    let routes = Routes::new(RouteTable::new());
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = ServeOptions {
+        access_log: true,
+        certs: None,
+        graceful_timeout: std::time::Duration::from_secs(30),
+        client_timeout: std::time::Duration::from_secs(30),
+    };
+    let serving = tokio::spawn(capstan_edge::serve(
+        listeners,
+        routes.clone(),
+        options,
+        async {
+            let _ = serving_stopped.await;
+        },
+    ));
+
+    let (events, inbox) = tokio::sync::mpsc::channel(64);
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let handler = control_handler::ControlHandler {
+        events: events.clone(),
+    };
+    let control_task = tokio::spawn(capstan_control::serve(control, access, handler, async {
+        let _ = control_stopped.await;
+    }));
+
+    let mut state = state::State::new(root.clone(), listen.port(), routes, events);
+    state.restore().await?;
+    tracing::info!(
+        "serving every app at http://{listen}; control socket in {}",
+        root.display()
+    );
+    state.run(inbox, crate::run::shutdown_signal()).await;
+    let _ = stop_control.send(());
+    let _ = stop_serving.send(());
+    let _ = serving.await;
+    let _ = control_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
