@@ -19,20 +19,10 @@ pub async fn python_env(
     if let Some(dir) = venv_flag.or(app.venv.as_deref()) {
         return Ok(capstan_venv::existing(dir).await?);
     }
-    let requirements = match &app.requirements {
-        capstan_config::Requirements::Txt(path) => capstan_venv::Requirements::Txt(path.clone()),
-        capstan_config::Requirements::Pyproject { path, dependencies } => {
-            capstan_venv::Requirements::Packages {
-                source: path.clone(),
-                packages: dependencies.clone(),
-            }
-        }
-        capstan_config::Requirements::None => capstan_venv::Requirements::None,
-    };
     let spec = capstan_venv::VenvSpec {
         dir: state.join("venv"),
         python: app.python.as_deref().unwrap_or("python3"),
-        requirements,
+        requirements: requirements(app),
         app_root: &app.root,
     };
     let started = Instant::now();
@@ -49,6 +39,20 @@ pub async fn python_env(
         tracing::info!(elapsed = ?started.elapsed(), "virtualenv ready");
     }
     Ok(venv)
+}
+
+/// What the venv builder installs: the app's dependencies as its file lists them.
+pub fn requirements(app: &App) -> capstan_venv::Requirements {
+    match &app.requirements {
+        capstan_config::Requirements::Txt(path) => capstan_venv::Requirements::Txt(path.clone()),
+        capstan_config::Requirements::Pyproject { path, dependencies } => {
+            capstan_venv::Requirements::Packages {
+                source: path.clone(),
+                packages: dependencies.clone(),
+            }
+        }
+        capstan_config::Requirements::None => capstan_venv::Requirements::None,
+    }
 }
 
 /// `vars` (the app's env for its processes, or [`App::command_env`] for the

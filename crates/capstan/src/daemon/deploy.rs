@@ -235,19 +235,9 @@ pub async fn instance(
     record: &AppRecord,
 ) -> anyhow::Result<(Instance, String)> {
     let app = capstan_config::load(dir)?;
-    let requirements = match &app.requirements {
-        capstan_config::Requirements::Txt(path) => capstan_venv::Requirements::Txt(path.clone()),
-        capstan_config::Requirements::Pyproject { path, dependencies } => {
-            capstan_venv::Requirements::Packages {
-                source: path.clone(),
-                packages: dependencies.clone(),
-            }
-        }
-        capstan_config::Requirements::None => capstan_venv::Requirements::None,
-    };
     let spec = capstan_venv::StoreSpec {
         python: app.python.as_deref().unwrap_or("python3"),
-        requirements,
+        requirements: app_env::requirements(&app),
         app_root: dir,
         installer: capstan_venv::Installer::detect(),
     };
