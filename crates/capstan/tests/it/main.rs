@@ -12,6 +12,9 @@ mod conformance;
 mod crashes;
 mod cron;
 mod daemon;
+// Shared by the daemon tests; not every file uses every helper.
+#[allow(dead_code)]
+mod daemon_support;
 mod discovery;
 mod edge;
 mod errors;
