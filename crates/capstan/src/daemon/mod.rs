@@ -69,6 +69,12 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         let (listener, served, certificates) = https::setup(&root, addr, &settings).await?;
         listeners.push(listener);
         https = Some((served, certificates));
+    } else {
+        tracing::info!(
+            "HTTPS is off: every app is served on plain HTTP only; \
+             add --tls-listen 0.0.0.0:443 (or tls_listen in {}) for certificates",
+            root.join("capstan.toml").display()
+        );
     }
     let access = capstan_control::Access::capstan_group();
     let control = capstan_control::bind(&capstan_control::socket_path(&root), &access).await?;

@@ -148,11 +148,16 @@ async fn two_apps_get_their_own_certificates_by_sni_plain_http_redirects_and_a_r
     );
 
     // Certificates are asked for at `apps create`, before any deploy.
+    let created = Instant::now();
     let repo_one = daemon.create_app("tlsone", ONE);
     let repo_two = daemon.create_app("tlstwo", TWO);
     let issuing_root = pebble.issuing_root().await;
     let leaf_one = wait_for_certificate(&issuing_root, https_port, ONE, &daemon).await;
     let leaf_two = wait_for_certificate(&issuing_root, https_port, TWO, &daemon).await;
+    eprintln!(
+        "both certificates served {:?} after apps create",
+        created.elapsed()
+    );
     assert_eq!(san_names(&leaf_one), [ONE]);
     assert_eq!(san_names(&leaf_two), [TWO]);
     let log = daemon.stderr();
@@ -386,6 +391,14 @@ fn a_busy_tls_port_stops_the_daemon_before_anything_starts() {
         stderr.contains(&format!("{addr} is already in use")),
         "{stderr}"
     );
+    let free = format!("127.0.0.1:{}", free_port());
+    let daemon = Daemon::start_with(temp.path(), free_port(), &["--tls-listen", &free]);
+    assert!(
+        daemon.stderr().contains(&format!("and https://{free};")),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.stop();
 }
 
 #[test]
