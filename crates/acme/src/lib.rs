@@ -1,7 +1,8 @@
-//! Certificates for the app's domains from an ACME server (RFC 8555), such
-//! as Let's Encrypt: obtained at start, stored in the app's state folder,
-//! renewed in the background well before they expire, and handed to the
-//! edge's [`CertStore`] so new handshakes use them at once.
+//! Certificates for the served domains from an ACME server (RFC 8555), such
+//! as Let's Encrypt: obtained when a domain is added (at start, or when the
+//! daemon gets a new app), stored on disk, renewed in the background well
+//! before they expire, and handed to the edge's [`CertStore`] so new
+//! handshakes use them at once.
 //!
 //! The edge answers the challenges: HTTP-01 tokens on the plain listener,
 //! TLS-ALPN-01 certificates in the TLS handshake. Until a domain has a
@@ -51,8 +52,9 @@ pub struct Settings {
     pub ca_root: Option<PathBuf>,
     /// Challenges to try, in order; each needs its listener.
     pub challenges: Vec<Challenge>,
-    /// The app's state folder; ACME state goes in `acme/` under it.
-    pub state_dir: PathBuf,
+    /// Where the ACME state is kept: one folder per ACME server in it
+    /// (`capstan run`: `<app>/.capstan/acme`; the daemon: `<root>/certs`).
+    pub store_dir: PathBuf,
 }
 
 /// Why a name gets no ACME certificate: ACME servers only issue for public

@@ -2,6 +2,7 @@
 //! one, obtain one if not, and renew it two thirds into its lifetime, with
 //! retries that back off exponentially when the ACME server fails.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,7 +10,7 @@ use capstan_config::format_duration;
 use capstan_edge::tls::CertStore;
 use instant_acme::Account;
 use tokio::sync::OnceCell;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::account;
 use crate::certificate::Validity;
@@ -18,22 +19,62 @@ use crate::issue::issue;
 use crate::store::Store;
 use crate::Settings;
 
-/// The certificate tasks; dropping it stops them.
+/// The certificate tasks, one per domain; dropping it stops them.
 pub struct Acme {
     shared: Arc<Shared>,
+    /// Domains added before [`Acme::begin`], with their stored validity.
     pending: Vec<(String, Option<Validity>)>,
+    begun: bool,
     tasks: JoinSet<()>,
+    by_domain: HashMap<String, AbortHandle>,
 }
 
 impl Acme {
     /// Starts the tasks. Call it once the listeners accept: the ACME server
     /// checks challenges by connecting to them, and a connection waiting in
-    /// the backlog while the app boots would fail its check.
+    /// the backlog while the app boots would fail its check. Domains added
+    /// from now on start at once.
     pub fn begin(&mut self) {
-        for (domain, validity) in self.pending.drain(..) {
-            self.tasks
-                .spawn(keep_certified(Arc::clone(&self.shared), domain, validity));
+        self.begun = true;
+        for (domain, validity) in std::mem::take(&mut self.pending) {
+            self.spawn(domain, validity);
         }
+    }
+
+    /// Serves `domain`'s stored certificate from now on, if it has a current
+    /// one, and keeps it certified: a task obtains one if there is none and
+    /// renews it when due. A domain already added is left as it is.
+    pub fn add(&mut self, domain: &str) {
+        let known = self.by_domain.contains_key(domain)
+            || self.pending.iter().any(|(pending, _)| pending == domain);
+        if known {
+            return;
+        }
+        let validity = load_stored(&self.shared, domain);
+        if self.begun {
+            self.spawn(domain.to_owned(), validity);
+        } else {
+            self.pending.push((domain.to_owned(), validity));
+        }
+    }
+
+    /// Stops keeping `domain` certified and stops serving its certificate
+    /// (its files stay on disk, so adding it again reuses them).
+    pub fn remove(&mut self, domain: &str) {
+        self.pending.retain(|(pending, _)| pending != domain);
+        if let Some(task) = self.by_domain.remove(domain) {
+            task.abort();
+        }
+        self.shared.certs.remove(domain);
+    }
+
+    fn spawn(&mut self, domain: String, validity: Option<Validity>) {
+        let task = self.tasks.spawn(keep_certified(
+            Arc::clone(&self.shared),
+            domain.clone(),
+            validity,
+        ));
+        self.by_domain.insert(domain, task);
     }
 }
 
@@ -48,7 +89,8 @@ struct Shared {
 
 /// Puts the stored certificates of `domains` into `certs` now, and makes
 /// the task per domain that obtains and renews them ([`Acme::begin`] starts
-/// them). Fails only on settings that can never work (an unreadable CA root).
+/// them; [`Acme::add`] adds more). Fails only on settings that can never
+/// work (an unreadable CA root).
 pub fn start(
     settings: Settings,
     domains: &[String],
@@ -58,33 +100,7 @@ pub fn start(
         Some(path) => account::check_ca_root(path)?,
         None => Vec::new(),
     };
-    let store = Store::new(&settings.state_dir, &settings.directory);
-    let mut stored = Vec::new();
-    for domain in domains {
-        let validity = match store.certificate(domain) {
-            Ok(Some(found)) if found.is_current(SystemTime::now()) => {
-                tracing::info!(
-                    "{domain}: using the stored certificate, valid until {}",
-                    httpdate::fmt_http_date(found.validity.not_after)
-                );
-                let validity = found.validity;
-                certs.insert(domain, Arc::new(found.key), true);
-                Some(validity)
-            }
-            Ok(Some(_)) => {
-                tracing::info!(
-                    "{domain}: the stored certificate has expired; asking for a new one"
-                );
-                None
-            }
-            Ok(None) => None,
-            Err(error) => {
-                tracing::warn!("{domain}: {error}; asking for a new certificate");
-                None
-            }
-        };
-        stored.push((domain.clone(), validity));
-    }
+    let store = Store::new(&settings.store_dir, &settings.directory);
     let shared = Arc::new(Shared {
         settings,
         extra_roots,
@@ -92,11 +108,42 @@ pub fn start(
         certs,
         account: OnceCell::new(),
     });
-    Ok(Acme {
+    let mut acme = Acme {
         shared,
-        pending: stored,
+        pending: Vec::new(),
+        begun: false,
         tasks: JoinSet::new(),
-    })
+        by_domain: HashMap::new(),
+    };
+    for domain in domains {
+        acme.add(domain);
+    }
+    Ok(acme)
+}
+
+/// Serves `domain`'s stored certificate when it is still valid; its validity,
+/// or `None` when a new one must be asked for.
+fn load_stored(shared: &Shared, domain: &str) -> Option<Validity> {
+    match shared.store.certificate(domain) {
+        Ok(Some(found)) if found.is_current(SystemTime::now()) => {
+            tracing::info!(
+                "{domain}: using the stored certificate, valid until {}",
+                httpdate::fmt_http_date(found.validity.not_after)
+            );
+            let validity = found.validity;
+            shared.certs.insert(domain, Arc::new(found.key), true);
+            Some(validity)
+        }
+        Ok(Some(_)) => {
+            tracing::info!("{domain}: the stored certificate has expired; asking for a new one");
+            None
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!("{domain}: {error}; asking for a new certificate");
+            None
+        }
+    }
 }
 
 /// Forever: wait until the certificate is due, then get a new one.
@@ -110,9 +157,15 @@ async fn keep_certified(shared: Arc<Shared>, domain: String, mut validity: Optio
                 tokio::time::sleep(wait).await;
             }
             tracing::info!("{domain}: renewing the certificate");
-        } else if failures == 0 {
+        } else if failures == 0 && shared.certs.serves(&domain) {
             tracing::info!(
                 "{domain}: no certificate yet; serving a self-signed one while {} is asked",
+                shared.settings.directory
+            );
+        } else if failures == 0 {
+            tracing::info!(
+                "{domain}: no certificate yet; asking {} (HTTPS for it waits until then, \
+                 plain HTTP serves it meanwhile)",
                 shared.settings.directory
             );
         }

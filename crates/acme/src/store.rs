@@ -12,7 +12,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::certificate::{validity, Validity};
 
-/// The ACME state of one app for one ACME server.
+/// The ACME state for one ACME server: its account and a certificate per domain.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
@@ -27,10 +27,10 @@ pub struct Stored {
 }
 
 impl Store {
-    /// The store for `directory_url` under `state_dir/acme/`.
-    pub fn new(state_dir: &Path, directory_url: &str) -> Store {
+    /// The store for `directory_url` in `store_dir`.
+    pub fn new(store_dir: &Path, directory_url: &str) -> Store {
         Store {
-            dir: state_dir.join("acme").join(slug(directory_url)),
+            dir: store_dir.join(slug(directory_url)),
         }
     }
 
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(slug("https://127.0.0.1:14000/dir"), "127.0.0.1_14000_dir");
         assert_eq!(slug("https://x/../../etc"), "x_.._.._etc");
         let store = Store::new(Path::new("/s"), "https://x/../../etc");
-        assert_eq!(store.dir(), Path::new("/s/acme/x_.._.._etc"));
+        assert_eq!(store.dir(), Path::new("/s/x_.._.._etc"));
     }
 
     #[test]

@@ -184,12 +184,21 @@ impl RootArg {
 pub struct DaemonArgs {
     #[command(flatten)]
     pub root: RootArg,
-    /// Plain HTTP address for every app (default 0.0.0.0:80).
+    /// Plain HTTP address for every app [default: listen in <root>/capstan.toml,
+    /// else 0.0.0.0:80]. With HTTPS on, a domain with a certificate redirects to it.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
-    /// HTTPS address (not served by the daemon yet).
+    /// Also serve every app's domains over HTTPS here, each with its own
+    /// certificate from the ACME server ([acme] in <root>/capstan.toml; Let's
+    /// Encrypt by default), kept in <root>/certs [default: tls_listen in
+    /// <root>/capstan.toml].
     #[arg(long, value_name = "ADDR:PORT")]
     pub tls_listen: Option<SocketAddr>,
+    /// Print a systemd unit that runs this daemon with these --root, --listen
+    /// and --tls-listen, and exit. Install it with
+    /// `capstan daemon --systemd-unit > /etc/systemd/system/capstan.service`.
+    #[arg(long)]
+    pub systemd_unit: bool,
 }
 
 #[derive(Debug, Args)]

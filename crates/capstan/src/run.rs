@@ -318,7 +318,7 @@ fn start_acme(
             .clone()
             .or_else(|| app.tls.acme_ca_root.clone()),
         challenges,
-        state_dir: state.to_owned(),
+        store_dir: state.join("acme"),
     };
     let acme = capstan_acme::start(settings, &issuable, Arc::clone(certs))
         .map_err(|problem| anyhow!("{problem}"))?;

@@ -67,7 +67,18 @@ pub fn load_daemon_settings(root: &Path) -> Result<DaemonSettings, ConfigError> 
                             }
                             settings.acme_directory = Some(url.to_owned());
                         }
-                        "ca_root" => settings.acme_ca_root = Some(root.join(f.nonempty_str()?)),
+                        "ca_root" => {
+                            let path = root.join(f.nonempty_str()?);
+                            if !path.is_file() {
+                                return Err(f.bad(format_args!(
+                                    "{} is not a file; give the PEM file of the ACME \
+                                     server's CA (relative paths are read from {})",
+                                    path.display(),
+                                    root.display()
+                                )));
+                            }
+                            settings.acme_ca_root = Some(path);
+                        }
                         _ => unreachable!("check_keys let through {}", f.key),
                     }
                 }
@@ -111,12 +122,16 @@ mod tests {
 
     #[test]
     fn settings_are_read_with_their_acme_table() {
-        let s = load(
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pebble.pem"), "a CA").unwrap();
+        std::fs::write(
+            dir.path().join("capstan.toml"),
             "listen = \"127.0.0.1:8080\"\ntls_listen = \"[::]:443\"\n[acme]\n\
              email = \"ops@example.com\"\ndirectory = \"https://127.0.0.1:14000/dir\"\n\
              ca_root = \"pebble.pem\"\n",
         )
         .unwrap();
+        let s = load_daemon_settings(dir.path()).unwrap();
         assert_eq!(s.listen, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(s.tls_listen, Some("[::]:443".parse().unwrap()));
         assert_eq!(s.acme_email.as_deref(), Some("ops@example.com"));
@@ -138,5 +153,10 @@ mod tests {
         assert!(load("[acme]\ndirectory = \"http://x\"\n")
             .unwrap_err()
             .starts_with("<root>/capstan.toml:2: bad value for `directory`"));
+        assert_eq!(
+            load("[acme]\nemail = \"ops@example.com\"\nca_root = \"ca.pem\"\n").unwrap_err(),
+            "<root>/capstan.toml:3: bad value for `ca_root`: <root>/ca.pem is not a file; give \
+             the PEM file of the ACME server's CA (relative paths are read from <root>)"
+        );
     }
 }

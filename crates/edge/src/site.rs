@@ -15,6 +15,7 @@ use crate::forwarded;
 use crate::proxy::Proxy;
 use crate::redirect;
 use crate::request_body::{self, BodyLimits, BODY_MEMORY_LIMIT};
+use crate::routes::{normalize, request_host};
 use crate::static_files::StaticFiles;
 use crate::tls::CertStore;
 
@@ -41,7 +42,10 @@ pub struct Site {
     pub client_timeout: std::time::Duration,
     /// Where bodies too large to keep in memory are spilled; `None`: $TMPDIR.
     pub body_temp_dir: Option<std::path::PathBuf>,
-    /// When TLS is on: plain HTTP is redirected to HTTPS on this port.
+    /// When TLS is on: plain HTTP is redirected to HTTPS on this port, for
+    /// a Host the certificate store serves a certificate for (with no
+    /// fallback certificate, a domain still waiting for its own stays on
+    /// plain HTTP rather than being sent to a handshake that fails).
     pub https_port: Option<u16>,
     /// Send Strict-Transport-Security on HTTPS responses for hosts whose
     /// certificate a CA issued (never with a self-signed one: browsers would
@@ -67,12 +71,21 @@ impl Site {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        // 1. Plain HTTP goes to HTTPS when the app asks for it and TLS is on.
+        let host = request_host(&request).map(normalize);
+        // 1. Plain HTTP goes to HTTPS when the app asks for it, TLS is on
+        //    and there is a certificate to show for the Host.
         if let (false, Some(port)) = (conn.tls, self.https_port) {
-            return redirect::to_https(&request, port);
+            let certified = match (&self.certs, &host) {
+                (Some(certs), Some(host)) => certs.serves(host),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if certified {
+                return redirect::to_https(&request, port);
+            }
         }
         // 2. Static files, straight from disk; 3. or the app.
-        let hsts = self.wants_hsts(&conn, request.uri(), request.headers());
+        let hsts = self.wants_hsts(&conn, host.as_deref());
         let mut response = if self.static_files.matches(request.uri().path()) {
             let (method, uri, headers) = (request.method(), request.uri(), request.headers());
             self.static_files.serve(method, uri, headers).await
@@ -112,20 +125,13 @@ impl Site {
     }
 
     /// HSTS goes out over TLS, for a host whose certificate a CA issued.
-    fn wants_hsts(&self, conn: &Connection, uri: &http::Uri, headers: &http::HeaderMap) -> bool {
+    fn wants_hsts(&self, conn: &Connection, host: Option<&str>) -> bool {
         if !(conn.tls && self.hsts) {
             return false;
         }
         let Some(certs) = &self.certs else {
             return false;
         };
-        // HTTP/2 names the host in :authority, HTTP/1.1 in Host.
-        let host = uri.host().or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
-        });
         host.is_some_and(|host| certs.is_trusted(host))
     }
 }

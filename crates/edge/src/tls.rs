@@ -46,15 +46,19 @@ pub enum TlsError {
 /// The ALPN protocol of the TLS-ALPN-01 challenge (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
-/// Certificates by server name, with a fallback for names that have none,
-/// and the answers to ACME challenges in progress.
+/// Certificates by server name, with an optional fallback for names that
+/// have none, and the answers to ACME challenges in progress.
+///
+/// Without a fallback (the daemon's store), a handshake for a name with no
+/// certificate fails, as Caddy's does: a name the server holds nothing for
+/// is never shown another site's certificate.
 ///
 /// Everything can change while serving; new handshakes and requests see the
 /// change at once.
 #[derive(Debug)]
 pub struct CertStore {
     by_name: RwLock<HashMap<String, Served>>,
-    fallback: Arc<CertifiedKey>,
+    fallback: Option<Arc<CertifiedKey>>,
     /// TLS-ALPN-01: the challenge certificate by domain.
     alpn_challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     /// HTTP-01: the key authorization by token.
@@ -71,6 +75,15 @@ struct Served {
 impl CertStore {
     /// A store that answers every name with `fallback` until told otherwise.
     pub fn new(fallback: Arc<CertifiedKey>) -> Self {
+        CertStore::with_fallback(Some(fallback))
+    }
+
+    /// A store that answers only the names it holds a certificate for.
+    pub fn without_fallback() -> Self {
+        CertStore::with_fallback(None)
+    }
+
+    fn with_fallback(fallback: Option<Arc<CertifiedKey>>) -> Self {
         CertStore {
             by_name: RwLock::new(HashMap::new()),
             fallback,
@@ -86,6 +99,26 @@ impl CertStore {
             .write()
             .expect("cert lock")
             .insert(name.to_ascii_lowercase(), Served { key, trusted });
+    }
+
+    /// Stops serving `name`'s own certificate (the fallback, if any, is
+    /// served for it from now on).
+    pub fn remove(&self, name: &str) {
+        self.by_name
+            .write()
+            .expect("cert lock")
+            .remove(&name.to_ascii_lowercase());
+    }
+
+    /// Whether a handshake for `name` gets a certificate: its own, or the
+    /// fallback.
+    pub fn serves(&self, name: &str) -> bool {
+        self.fallback.is_some()
+            || self
+                .by_name
+                .read()
+                .expect("cert lock")
+                .contains_key(&name.to_ascii_lowercase())
     }
 
     /// Whether `name` is served with a CA-issued certificate.
@@ -139,13 +172,19 @@ impl ResolvesServerCert for CertStore {
             let challenges = self.alpn_challenges.read().expect("cert lock");
             return name.and_then(|name| challenges.get(&name).cloned());
         }
-        if let Some(name) = name {
+        if let Some(name) = &name {
             let by_name = self.by_name.read().expect("cert lock");
-            if let Some(served) = by_name.get(&name) {
+            if let Some(served) = by_name.get(name) {
                 return Some(Arc::clone(&served.key));
             }
         }
-        Some(Arc::clone(&self.fallback))
+        if self.fallback.is_none() {
+            tracing::debug!(
+                server_name = name.as_deref().unwrap_or("(none)"),
+                "no certificate for this name; the handshake fails"
+            );
+        }
+        self.fallback.clone()
     }
 }
 
@@ -296,5 +335,22 @@ mod tests {
         assert!(!store.is_trusted("self.example"));
         assert!(store.is_trusted("CA.example"));
         assert!(!store.is_trusted("unknown.example"));
+    }
+
+    #[test]
+    fn a_store_without_fallback_serves_only_the_names_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = self_signed(dir.path(), &["localhost".to_owned()]).unwrap();
+        let store = CertStore::without_fallback();
+        assert!(!store.serves("a.example"));
+        store.insert("A.example", key, true);
+        assert!(store.serves("a.example"));
+        assert!(!store.serves("b.example"));
+        store.remove("a.example");
+        assert!(!store.serves("a.example"));
+        assert!(
+            CertStore::new(self_signed(dir.path(), &["localhost".to_owned()]).unwrap())
+                .serves("anything.example")
+        );
     }
 }

@@ -17,6 +17,7 @@ use capstan_proc::{Child, Spec};
 use tokio::sync::{mpsc, oneshot};
 
 use super::apps::AppRecord;
+use super::https::Https;
 use super::state::Event;
 use crate::app_env;
 use crate::generation::{Generation, Instance};
@@ -36,6 +37,8 @@ pub struct Context {
     pub root: PathBuf,
     /// The plain HTTP port, for the URL in the last line.
     pub http_port: u16,
+    /// With a TLS listener: the URL is https, and the Site redirects.
+    pub https: Option<Https>,
     /// Where `Switch` goes.
     pub events: mpsc::Sender<Event>,
 }
@@ -73,7 +76,7 @@ pub async fn run(
     let dir = building.dir();
     let record = AppRecord::read(app_dir.path()).map_err(|e| ApiError::internal(e.to_string()))?;
 
-    let started = build(&app_dir, &dir, &record, progress).await;
+    let started = build(&app_dir, &dir, &record, ctx.https.as_ref(), progress).await;
     let generation = match started {
         Ok(generation) => generation,
         Err(error) => {
@@ -124,10 +127,33 @@ pub async fn run(
             tracing::warn!(app = %request.app.as_str(), %error, "could not prune releases")
         }
     }
-    let url = record.domains.first().map(|d| match ctx.http_port {
+    let http_url = |d: &str| match ctx.http_port {
         80 => format!("http://{d}"),
         port => format!("http://{d}:{port}"),
+    };
+    let url = record.domains.first().map(|d| match &ctx.https {
+        Some(https) => https.url(d),
+        None => http_url(d),
     });
+    // A domain whose first order is still under way (or failing) is
+    // served on plain HTTP only; the pusher should know that.
+    let uncertified = ctx.https.iter().flat_map(|https| {
+        record
+            .domains
+            .iter()
+            .filter(|d| !https.certs.serves(d))
+            .map(|d| {
+                format!(
+                    "{d} has no certificate yet (the daemon's log says how its order goes); \
+                     until it has one it is served at {}",
+                    http_url(d)
+                )
+            })
+    });
+    let pending_certificate: Vec<String> = uncertified.collect();
+    for line in pending_certificate {
+        progress.line(line).await;
+    }
     let previous = previous.map(|id| id.number as u32);
     let mut last = format!("{} release {number} is live", request.app.as_str());
     if let Some(url) = &url {
@@ -151,9 +177,10 @@ async fn build(
     app_dir: &AppDir,
     dir: &Path,
     record: &AppRecord,
+    https: Option<&Https>,
     progress: &Progress,
 ) -> anyhow::Result<Generation> {
-    let (instance, venv_line) = instance(app_dir, dir, record).await?;
+    let (instance, venv_line) = instance(app_dir, dir, record, https).await?;
     progress.line(venv_line).await;
     progress
         .line("build commands: skipped (capstan does not read [build] yet)")
@@ -228,11 +255,14 @@ async fn release_commands(
 }
 
 /// What a generation of the release in `dir` starts from: its app file, the
-/// store's venv for its dependencies, its env. Also says how the venv came.
+/// store's venv for its dependencies, its env, and HTTPS when the daemon
+/// serves it (`https_redirect` in the app's file decides the redirect). Also
+/// says how the venv came.
 pub async fn instance(
     app_dir: &AppDir,
     dir: &Path,
     record: &AppRecord,
+    https: Option<&Https>,
 ) -> anyhow::Result<(Instance, String)> {
     let app = capstan_config::load(dir)?;
     let spec = capstan_venv::StoreSpec {
@@ -281,8 +311,10 @@ pub async fn instance(
         state,
         workers: None,
         threads: None,
-        https_port: None,
-        certs: None,
+        https_port: https
+            .filter(|_| app.http.https_redirect)
+            .map(|https| https.port),
+        certs: https.map(|https| std::sync::Arc::clone(&https.certs)),
         access_log: app.http.access_log,
         identity,
         health_host: record

@@ -6,15 +6,20 @@
 //! - `control_handler`: control requests as events;
 //! - `deploy`: a push's pipeline, from checkout to live;
 //! - `apps`: the app record beside the deploy crate's folders;
+//! - `https`: the TLS listener, certificates by SNI and their ACME tasks;
+//! - `systemd_unit`: the unit file `--systemd-unit` prints;
 //! - `client`: the CLI's side (`apps`, `hook pre-receive`).
 
 mod apps;
 pub mod client;
 mod control_handler;
 mod deploy;
+mod https;
 mod state;
+mod systemd_unit;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use capstan_edge::{Listener, RouteTable, Routes, ServeOptions};
@@ -26,6 +31,22 @@ const DEFAULT_LISTEN: &str = "0.0.0.0:80";
 
 pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     let root = args.root.path();
+    if args.systemd_unit {
+        let program = std::env::current_exe()
+            .context("could not tell where this capstan binary is, for ExecStart")?;
+        let root = std::path::absolute(&root)
+            .with_context(|| format!("could not resolve {}", root.display()))?;
+        print!(
+            "{}",
+            systemd_unit::unit(&systemd_unit::UnitArgs {
+                program: &program,
+                root: &root,
+                listen: args.listen,
+                tls_listen: args.tls_listen,
+            })
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(root.join("apps"))
         .with_context(|| format!("could not create {}", root.join("apps").display()))?;
     let root = root
@@ -33,22 +54,28 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         .with_context(|| format!("could not resolve {}", root.display()))?;
     // Flags over `<root>/capstan.toml`, over the defaults.
     let settings = capstan_config::load_daemon_settings(&root)?;
-    if args.tls_listen.or(settings.tls_listen).is_some() {
-        anyhow::bail!(
-            "HTTPS (--tls-listen, or tls_listen in {}) is not served by the daemon yet; \
-             remove it and run with a plain HTTP --listen for now",
-            root.join("capstan.toml").display()
-        );
-    }
     let listen: SocketAddr = args
         .listen
         .or(settings.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address"));
+    let tls_listen = args.tls_listen.or(settings.tls_listen);
     // Bind first: a port in use is reported before anything is started.
-    let listeners = vec![Listener {
+    let mut listeners = vec![Listener {
         tcp: crate::run::bind(listen, "--listen").await?,
         tls: None,
     }];
+    let mut https = None;
+    if let Some(addr) = tls_listen {
+        let (listener, served, certificates) = https::setup(&root, addr, &settings).await?;
+        listeners.push(listener);
+        https = Some((served, certificates));
+    } else {
+        tracing::info!(
+            "HTTPS is off: every app is served on plain HTTP only; \
+             add --tls-listen 0.0.0.0:443 (or tls_listen in {}) for certificates",
+            root.join("capstan.toml").display()
+        );
+    }
     let access = capstan_control::Access::capstan_group();
     let control = capstan_control::bind(&capstan_control::socket_path(&root), &access).await?;
     if nix::unistd::Uid::effective().is_root() {
@@ -66,7 +93,7 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
     let options = ServeOptions {
         access_log: true,
-        certs: None,
+        certs: https.as_ref().map(|(served, _)| Arc::clone(&served.certs)),
         graceful_timeout: std::time::Duration::from_secs(30),
         client_timeout: std::time::Duration::from_secs(30),
     };
@@ -89,9 +116,18 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     }));
 
     let mut state = state::State::new(root.clone(), listen.port(), routes, events);
+    if let Some((served, mut certificates)) = https {
+        // The listeners accept now: the ACME server's checks reach the front.
+        certificates.begin();
+        state = state.with_https(served, certificates);
+    }
     state.restore().await?;
+    let addresses = match tls_listen {
+        Some(addr) => format!("http://{listen} and https://{addr}"),
+        None => format!("http://{listen}"),
+    };
     tracing::info!(
-        "serving every app at http://{listen}; control socket in {}",
+        "serving every app at {addresses}; control socket in {}",
         root.display()
     );
     state.run(inbox, crate::run::shutdown_signal()).await;

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::apps::{self, AppRecord};
 use super::deploy;
+use super::https::{Certificates, Https};
 use crate::generation::Generation;
 
 /// How long a replaced generation gets to finish what it holds.
@@ -81,6 +82,9 @@ pub struct State {
     draining: JoinSet<()>,
     events: mpsc::Sender<Event>,
     started: Instant,
+    /// With a TLS listener: HTTPS as generations see it, and the ACME tasks
+    /// that keep every app's domains certified.
+    https: Option<(Https, Certificates)>,
 }
 
 impl State {
@@ -98,6 +102,20 @@ impl State {
             draining: JoinSet::new(),
             events,
             started: Instant::now(),
+            https: None,
+        }
+    }
+
+    /// Serves every app over HTTPS too, with certificates for its domains.
+    pub fn with_https(mut self, https: Https, certificates: Certificates) -> State {
+        self.https = Some((https, certificates));
+        self
+    }
+
+    /// Keeps `domains` certified (from the store, or a new order).
+    fn certify(&mut self, app: &AppName, domains: &[String]) {
+        if let Some((_, certificates)) = &mut self.https {
+            certificates.manage(app.as_str(), domains);
         }
     }
 
@@ -106,6 +124,8 @@ impl State {
         for name in apps::list(&self.root)? {
             let app_dir = AppDir::open(&self.root, &name)?;
             let record = AppRecord::read(app_dir.path())?;
+            self.certify(&name, &record.domains);
+            let https = self.https.as_ref().map(|(https, _)| https);
             let mut entry = AppEntry {
                 name: name.clone(),
                 domains: record.domains.clone(),
@@ -120,7 +140,7 @@ impl State {
                     "starting the live release"
                 );
                 let started = async {
-                    let (instance, _) = deploy::instance(&app_dir, &dir, &record).await?;
+                    let (instance, _) = deploy::instance(&app_dir, &dir, &record, https).await?;
                     Generation::start(&instance).await
                 };
                 match started.await {
@@ -199,6 +219,7 @@ impl State {
                 let ctx = deploy::Context {
                     root: self.root.clone(),
                     http_port: self.http_port,
+                    https: self.https.as_ref().map(|(https, _)| https.clone()),
                     events: self.events.clone(),
                 };
                 tokio::spawn(async move {
@@ -280,6 +301,10 @@ impl State {
         let app = summary(&entry);
         self.apps.insert(name.as_str().to_owned(), entry);
         tracing::info!(app = name.as_str(), "app created");
+        // Asked for now, not at the first deploy: HTTP-01 is answered by the
+        // front whether or not the app serves yet, so its first release is
+        // live over HTTPS from the start.
+        self.certify(&name, &record.domains);
         Ok(AppCreated {
             app,
             repo: app_dir.repo(),

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::daemon_support::{commit, flask_app, git, process_uid, AppUserGuard, Daemon};
-use crate::fixture::{self, capstan, free_port};
+use crate::fixture::{self, capstan};
 
 #[tokio::test]
 async fn a_pushed_app_is_live_by_host_a_broken_push_is_rejected_and_a_restart_serves_it_again() {
@@ -257,26 +257,6 @@ fn the_listen_setting_is_used_and_the_flag_overrides_it() {
         .stderr()
         .contains(&format!("127.0.0.1:{}", daemon.port)));
     daemon.stop();
-}
-
-#[test]
-fn https_in_the_daemon_is_refused_as_not_yet_served() {
-    let temp = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
-    let (status, stderr) = daemon_exit(
-        temp.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    );
-    assert!(!status.success());
-    assert!(
-        stderr.contains("is not served by the daemon yet"),
-        "{stderr}"
-    );
 }
 
 #[test]

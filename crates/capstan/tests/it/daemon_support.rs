@@ -23,11 +23,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(root: &Path) -> Daemon {
-        let port = free_port();
+        Daemon::start_with(root, free_port(), &[])
+    }
+
+    /// A daemon on `--listen 127.0.0.1:PORT`, with more flags.
+    pub fn start_with(root: &Path, port: u16, args: &[&str]) -> Daemon {
         let mut child = Command::new(capstan())
             .args(["daemon", "--root"])
             .arg(root)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

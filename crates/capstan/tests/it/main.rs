@@ -15,6 +15,7 @@ mod daemon;
 // Shared by the daemon tests; not every file uses every helper.
 #[allow(dead_code)]
 mod daemon_support;
+mod daemon_tls;
 mod discovery;
 mod edge;
 mod errors;
