@@ -97,17 +97,7 @@ async fn fetch(
     client: &reqwest::Client,
     https_port: u16,
 ) -> Result<(Vec<u8>, reqwest::Response), reqwest::Error> {
-    let response = client
-        .get(format!("https://{DOMAIN}:{https_port}/"))
-        .send()
-        .await?;
-    let leaf = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("TLS info")
-        .to_vec();
-    Ok((leaf, response))
+    crate::pebble::get_with_leaf(client, &format!("https://{DOMAIN}:{https_port}/")).await
 }
 
 /// Polls until DOMAIN is served with a certificate Pebble issued.

@@ -61,17 +61,8 @@ async fn fetch(
     https_port: u16,
     name: &str,
 ) -> Result<(Vec<u8>, reqwest::Response), reqwest::Error> {
-    let response = trusting(root_pem, https_port)
-        .get(format!("https://{name}:{https_port}/"))
-        .send()
-        .await?;
-    let leaf = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("TLS info")
-        .to_vec();
-    Ok((leaf, response))
+    let client = trusting(root_pem, https_port);
+    crate::pebble::get_with_leaf(&client, &format!("https://{name}:{https_port}/")).await
 }
 
 /// Polls until `name` is served with a certificate the test CA issued.

@@ -193,3 +193,19 @@ pub fn write_https_identity(dir: &Path) {
     fs::write(dir.join("pebble.crt"), cert.pem()).unwrap();
     fs::write(dir.join("pebble.key"), key.serialize_pem()).unwrap();
 }
+
+/// GETs `url` with `client` (built with `tls_info(true)`): the leaf
+/// certificate the server showed, and the response.
+pub async fn get_with_leaf(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(Vec<u8>, reqwest::Response), reqwest::Error> {
+    let response = client.get(url).send().await?;
+    let leaf = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("TLS info")
+        .to_vec();
+    Ok((leaf, response))
+}
