@@ -12,6 +12,7 @@ mod conformance;
 mod crashes;
 mod cron;
 mod daemon;
+mod daemon_load;
 // Shared by the daemon tests; not every file uses every helper.
 #[allow(dead_code)]
 mod daemon_support;
@@ -20,6 +21,7 @@ mod discovery;
 mod edge;
 mod errors;
 mod limits;
+mod load;
 mod real_apps;
 mod reload;
 mod serving;
