@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::app::{
+    DEFAULT_KEEP_PREVIOUS,
     App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH,
     DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_THREADS, DEFAULT_TIMEOUT,
 };
@@ -165,10 +166,12 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         queue_timeout: partial.queue_timeout,
         pipeline: partial.pipeline,
         static_routes,
+        keep_previous: partial.keep_previous.unwrap_or(DEFAULT_KEEP_PREVIOUS),
         env,
         flaskenv,
         processes: partial.processes,
         cron: partial.cron,
+        build: partial.build,
         release: partial.release,
         python: partial.python,
         venv: partial.venv,
