@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
 use crate::generation::{Generation, Instance};
-use crate::{app_env, control, release};
+use crate::{app_env, commands, control};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let app = capstan_config::load(&args.dir)?;
@@ -61,9 +61,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let venv = app_env::python_env(&app, args.venv.as_deref(), &state).await?;
     let env = app_env::process_env(&app.env, &venv);
-    // Release commands, like every Procfile entry, start in the app's root;
+    // Build and release commands, like every Procfile entry, start in the app's root;
     // `workdir` (gunicorn's --chdir) is where the Python workers start.
-    release::run(&app, &venv, &app.root).await?;
+    commands::run_for_app(&app, &venv, &app.root).await?;
 
     let access_log = app.http.access_log && !args.no_access_log;
     let options = ServeOptions {

@@ -509,13 +509,34 @@ DEBUG = false
     #[test]
     fn build_and_keep_previous_mistakes_name_file_line_and_key() {
         let cases = [
-            ("[build]\ncommand = \"x\"\n", "capstan.toml:2: unknown key `command` in [build]; expected one of: commands"),
-            ("[build]\ncommands = \"x\"\n", "capstan.toml:2: bad value for `commands`: expected an array, found a string"),
-            ("[build]\ncommands = [1]\n", "capstan.toml:2: bad value for `commands`: expected a string, found an integer"),
-            ("[build]\ncommands = [\"\"]\n", "capstan.toml:2: bad value for `commands`: must not be empty"),
-            ("[static]\nkeep_previous = \"an hour\"\n", "capstan.toml:2: bad value for `keep_previous`: \"an hour\" is not a duration"),
-            ("[static]\n\"/s\" = \"media\"\nkeep_previous = true\n", "capstan.toml:3: bad value for `keep_previous`: expected a duration"),
-            ("[static]\nkeep = \"1h\"\n", "capstan.toml:2: bad value for `keep`: \"keep\" is not a URL prefix"),
+            (
+                "[build]\ncommand = \"x\"\n",
+                "capstan.toml:2: unknown key `command` in [build]; expected one of: commands",
+            ),
+            (
+                "[build]\ncommands = \"x\"\n",
+                "capstan.toml:2: bad value for `commands`: expected an array, found a string",
+            ),
+            (
+                "[build]\ncommands = [1]\n",
+                "capstan.toml:2: bad value for `commands`: expected a string, found an integer",
+            ),
+            (
+                "[build]\ncommands = [\"\"]\n",
+                "capstan.toml:2: bad value for `commands`: must not be empty",
+            ),
+            (
+                "[static]\nkeep_previous = \"an hour\"\n",
+                "capstan.toml:2: bad value for `keep_previous`: \"an hour\" is not a duration",
+            ),
+            (
+                "[static]\n\"/s\" = \"media\"\nkeep_previous = true\n",
+                "capstan.toml:3: bad value for `keep_previous`: expected a duration",
+            ),
+            (
+                "[static]\nkeep = \"1h\"\n",
+                "capstan.toml:2: bad value for `keep`: \"keep\" is not a URL prefix",
+            ),
         ];
         for (text, want) in cases {
             let got = err(text);

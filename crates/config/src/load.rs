@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::app::{
-    DEFAULT_KEEP_PREVIOUS,
     App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH,
-    DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_THREADS, DEFAULT_TIMEOUT,
+    DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_KEEP_PREVIOUS, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT,
 };
 use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
 use crate::discover::{find_wsgi, requirements, Hints, Setting};
