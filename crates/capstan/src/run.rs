@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _};
 use capstan_config::{AcmeChallenge, App};
@@ -97,18 +97,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // `capstan run` is the one-app case: its Site answers every Host.
     let routes = Routes::new(RouteTable::new().with_default(live.site()));
 
-    // Cron jobs run in the app's root with the processes' env, as crontab
-    // would run them from there.
-    let cron = (!app.cron.is_empty()).then(|| {
-        tracing::info!(jobs = app.cron.len(), "starting cron jobs");
-        capstan_cron::Scheduler::start(
-            app.cron.clone(),
-            capstan_cron::ShellLauncher {
-                cwd: app.root.clone(),
-                env: instance.env.clone(),
-            },
-        )
-    });
+    // Its cron jobs start with it; a reload hands them to the next one.
+    live.go_live(None);
 
     let (reloads, mut reload_requests) = tokio::sync::mpsc::channel(4);
     let control_task = tokio::spawn(control::serve(control, reloads.clone()));
@@ -160,9 +150,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     routes.swap(RouteTable::new());
     live.drain(stopping + app.graceful_timeout).await;
     while draining.join_next().await.is_some() {}
-    if let Some(cron) = cron {
-        cron.stop(Duration::from_secs(10)).await;
-    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -176,8 +163,9 @@ async fn switch(
     draining: &mut tokio::task::JoinSet<()>,
 ) -> Result<String, String> {
     match Generation::start(instance).await {
-        Ok(new) => {
+        Ok(mut new) => {
             routes.swap(RouteTable::new().with_default(new.site()));
+            new.go_live(Some(live));
             let old = std::mem::replace(live, new);
             draining.spawn(old.drain(Instant::now() + instance.app.graceful_timeout));
             let done = match live.pool() {
