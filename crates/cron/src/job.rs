@@ -28,12 +28,15 @@ pub(crate) struct JobTask {
     /// The fire time a retired scheduler's job of the same name and schedule
     /// had next: this one fires then (even if it has just passed), so a hand
     /// over neither runs a fire twice nor loses one.
-    pub first: Option<oneshot::Receiver<Option<DateTime<Utc>>>>,
+    pub first: Option<NextFire>,
 }
 
 /// A retiring scheduler's question to a job: its next fire time, after which
 /// it fires no more.
 pub(crate) type Retire = oneshot::Sender<Option<DateTime<Utc>>>;
+
+/// Where its answer arrives.
+pub(crate) type NextFire = oneshot::Receiver<Option<DateTime<Utc>>>;
 
 /// A run in progress, by pid.
 struct Running {

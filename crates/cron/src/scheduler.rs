@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::job::{JobTask, Retire};
+use crate::job::{JobTask, NextFire, Retire};
 use crate::launcher::Launcher;
 use crate::status::JobStatus;
 
@@ -55,7 +55,7 @@ struct Handle {
 /// schedule starts afresh).
 #[derive(Debug, Default)]
 pub struct Handover {
-    next: BTreeMap<String, (String, oneshot::Receiver<Option<DateTime<Utc>>>)>,
+    next: BTreeMap<String, (String, NextFire)>,
 }
 
 /// A scheduler that fires no more, whose runs in progress may finish.
