@@ -74,6 +74,9 @@ pub struct Generation {
     web: Option<Supervised>,
     processes: Vec<Supervised>,
     cron: Cron,
+    /// `[static] keep_previous`: how long the previous generation's static
+    /// files answer for what this one's lack.
+    keep_previous: Duration,
 }
 
 /// A generation's `[cron]` jobs: planned at start, running only while it is
@@ -123,6 +126,7 @@ impl Generation {
                 live: None,
                 retired: None,
             },
+            keep_previous: app.keep_previous,
         };
         if let Err(error) = health_check(&generation.site, app, &instance.health_host).await {
             let Generation { pool, web, .. } = generation;
@@ -156,9 +160,16 @@ impl Generation {
     /// `previous`'s scheduler fires no more; a run of it in progress may
     /// finish (until `previous` drains), and a job of the same name and
     /// schedule fires next when the old one would have, so no fire runs twice.
+    /// For `keep_previous`, `previous`'s static files answer what this one's
+    /// lack, for a while.
     pub fn go_live(&mut self, previous: Option<&mut Generation>) {
         let mut handover = Handover::default();
         if let Some(previous) = previous {
+            let old_routes = previous.site.static_files.routes();
+            let until = Instant::now() + self.keep_previous;
+            if let Err(error) = self.site.static_files.keep_previous(old_routes, until) {
+                tracing::warn!(%error, "the previous release's static files are not kept");
+            }
             if let Some(scheduler) = previous.cron.live.take() {
                 let (next, retired) = scheduler.retire();
                 handover = next;
@@ -203,6 +214,7 @@ impl Generation {
             web,
             processes,
             cron,
+            ..
         } = self;
         drop(site);
         // A generation that is still live (the daemon or capstan run stops)

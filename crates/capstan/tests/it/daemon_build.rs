@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::daemon_support::{AppUserGuard, Checkout, Daemon};
 use crate::fixture;
@@ -164,5 +165,127 @@ async fn a_build_writes_into_its_release_which_is_then_sealed_and_a_failing_buil
     let releases = daemon.capstan(&["releases", "buildblog", "--json"]);
     let releases = String::from_utf8_lossy(&releases.stdout).into_owned();
     assert!(releases.contains("failed"), "{releases}");
+    daemon.stop();
+}
+
+#[tokio::test]
+async fn cron_runs_in_the_daemon_as_the_app_user_in_the_live_release_and_moves_with_a_deploy() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let temp = reachable_temp();
+    let root = temp.path().join("root");
+    let _user = AppUserGuard("cronblog");
+    let daemon = Daemon::start(&root);
+    let repo = daemon.create_app("cronblog", "cron.example.com");
+    let cron = "[cron.tick]\nschedule = \"* * * * *\"\n\
+                command = \"echo $(date +%H:%M) $(id -un) $PWD >> $CAPSTAN_DATA_DIR/ticks\"\n";
+    let checkout = Checkout::new(temp.path(), &crate::daemon_support::flask_app("one"), cron);
+    let (ok, output) = checkout.push(&repo);
+    assert!(ok, "{output}\n{}", daemon.stderr());
+    let first = release_dirs(&root, "cronblog").pop().unwrap();
+    let ticks = root.join("apps/cronblog/data/ticks");
+    let read = || std::fs::read_to_string(&ticks).unwrap_or_default();
+    // Minute-granular: the first fire comes within 61 s of the deploy.
+    let wait_for = |dir: &Path| {
+        let deadline = Instant::now() + Duration::from_secs(75);
+        let want = format!(" capstan-cronblog {}", dir.display());
+        while !read().lines().any(|l| l.ends_with(&want)) {
+            assert!(
+                Instant::now() < deadline,
+                "no run in {}: {:?}\n{}",
+                dir.display(),
+                read(),
+                daemon.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for(&first);
+
+    checkout.commit(&crate::daemon_support::flask_app("two"), "second");
+    let (ok, output) = checkout.push(&repo);
+    assert!(ok, "{output}\n{}", daemon.stderr());
+    let second = release_dirs(&root, "cronblog").pop().unwrap();
+    assert_ne!(first, second);
+    let runs_before = read().lines().count();
+    wait_for(&second);
+    let lines: Vec<String> = read().lines().map(str::to_owned).collect();
+    // After the switch only the new release runs it, and no minute ran twice.
+    assert!(
+        lines[runs_before..]
+            .iter()
+            .all(|l| l.ends_with(&second.display().to_string())),
+        "{lines:?}"
+    );
+    let mut minutes: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    minutes.dedup();
+    assert_eq!(
+        minutes.len(),
+        lines.len(),
+        "a minute fired twice: {lines:?}"
+    );
+    daemon.stop();
+}
+
+#[tokio::test]
+async fn keep_previous_serves_an_asset_the_new_release_removed_until_it_expires() {
+    let temp = reachable_temp();
+    let root = temp.path().join("root");
+    let _user = AppUserGuard("assetblog");
+    let daemon = Daemon::start(&root);
+    let repo = daemon.create_app("assetblog", "assets.example.com");
+    let routes = "[static]\n\"/static\" = \"static\"\n";
+    let app = crate::daemon_support::flask_app("page");
+    let checkout = Checkout::new(temp.path(), &app, routes);
+    checkout.write("static/app-v1.css", "v1");
+    checkout.commit(&app, "v1");
+    let (ok, output) = checkout.push(&repo);
+    assert!(ok, "{output}\n{}", daemon.stderr());
+    let host = "assets.example.com";
+    assert_eq!(
+        get(&daemon, host, "/static/app-v1.css").await,
+        (200, "v1".into())
+    );
+
+    // Release 2 renames the asset; the default keeps release 1's for an hour.
+    std::fs::remove_file(checkout.work.join("static/app-v1.css")).unwrap();
+    checkout.write("static/app-v2.css", "v2");
+    checkout.commit(&app, "v2");
+    let (ok, output) = checkout.push(&repo);
+    assert!(ok, "{output}");
+    assert_eq!(
+        get(&daemon, host, "/static/app-v2.css").await,
+        (200, "v2".into())
+    );
+    assert_eq!(
+        get(&daemon, host, "/static/app-v1.css").await,
+        (200, "v1".into())
+    );
+    assert_eq!(get(&daemon, host, "/static/app-v0.css").await.0, 404);
+
+    // Release 3 keeps release 2's for 2 s only, and never release 1's.
+    std::fs::remove_file(checkout.work.join("static/app-v2.css")).unwrap();
+    checkout.write("static/app-v3.css", "v3");
+    checkout.write(
+        "capstan.toml",
+        &format!(
+            "{}{routes}keep_previous = \"2s\"\n",
+            crate::daemon_support::SYSTEM_PYTHON
+        ),
+    );
+    checkout.commit(&app, "v3");
+    let (ok, output) = checkout.push(&repo);
+    assert!(ok, "{output}");
+    assert_eq!(
+        get(&daemon, host, "/static/app-v3.css").await,
+        (200, "v3".into())
+    );
+    assert_eq!(get(&daemon, host, "/static/app-v1.css").await.0, 404);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(&daemon, host, "/static/app-v2.css").await.0 != 404 {
+        assert!(Instant::now() < deadline, "release 2's asset still served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     daemon.stop();
 }
