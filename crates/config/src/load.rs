@@ -663,3 +663,16 @@ mod tests {
         assert_eq!(load(&dotted).unwrap().root, root);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_blog_example_loads_with_its_build_and_release_commands() {
+        let blog = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/blog");
+        let app = crate::load(&blog).unwrap();
+        assert_eq!(app.build, ["pybabel compile -d app/translations"]);
+        assert_eq!(app.release, ["flask db upgrade"]);
+        assert_eq!(app.keep_previous, crate::DEFAULT_KEEP_PREVIOUS);
+        assert!(app.processes.contains_key("tasks") && app.cron.contains_key("stats"));
+    }
+}
