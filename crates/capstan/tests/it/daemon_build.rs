@@ -137,8 +137,26 @@ async fn a_build_writes_into_its_release_which_is_then_sealed_and_a_failing_buil
     );
     assert_eq!(std::fs::metadata(&outside).unwrap().mode() & 0o777, 0o755);
 
-    // A failing build: rejected, the ref unchanged, the old release serving.
+    // A bad app file fails first, with its file and line.
     let before = rev_parse(&repo, &checkout.home);
+    checkout.write(
+        "capstan.toml",
+        &format!(
+            "{}[build]\ncommand = \"make\"\n",
+            crate::daemon_support::SYSTEM_PYTHON
+        ),
+    );
+    checkout.commit(BUILT_APP, "bad app file");
+    let (ok, output) = checkout.push(&repo);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("release 2 failed: capstan.toml:3: unknown key `command` in [build]"),
+        "{output}"
+    );
+    assert!(!output.contains("venv "), "{output}");
+    assert_eq!(rev_parse(&repo, &checkout.home), before);
+
+    // A failing build: rejected, the ref unchanged, the old release serving.
     checkout.write(
         "capstan.toml",
         &format!(
@@ -153,7 +171,7 @@ async fn a_build_writes_into_its_release_which_is_then_sealed_and_a_failing_buil
     assert!(output.contains("  the compiler broke"), "{output}");
     assert!(!output.contains("never runs"), "{output}");
     assert!(
-        output.contains("release 2 failed: the build command `echo compiling; echo the compiler broke >&2; exit 4` exited with status 4 (its output is above)"),
+        output.contains("release 3 failed: the build command `echo compiling; echo the compiler broke >&2; exit 4` exited with status 4 (its output is above)"),
         "{output}"
     );
     assert!(output.contains("release 1 is still serving"), "{output}");
@@ -288,4 +306,56 @@ async fn keep_previous_serves_an_asset_the_new_release_removed_until_it_expires(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     daemon.stop();
+}
+
+#[tokio::test]
+async fn capstan_run_runs_build_commands_before_release_commands_in_the_app_folder() {
+    let app = fixture::app_with(&[
+        (
+            "app.py",
+            "from flask import Flask\napp = Flask(__name__)\n\n@app.get('/')\ndef index():\n    return open('steps.txt').read()\n",
+        ),
+        (
+            "capstan.toml",
+            "[web]\nwsgi = \"app:app\"\n[build]\ncommands = [\"echo built > steps.txt\", \"echo said by the build\"]\n\
+             [release]\ncommands = [\"echo released >> steps.txt\"]\n",
+        ),
+    ]);
+    let server = fixture::Server::start(app.path(), fixture::Opts::default());
+    let page = fixture::get(&server, "/").await.text().await.unwrap();
+    assert_eq!(page, "built\nreleased\n");
+    let stderr = server.stderr();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(" build ") && l.ends_with("| said by the build")),
+        "{stderr}"
+    );
+    server.stop(Duration::from_secs(20));
+
+    // A failing build command stops capstan run before anything starts.
+    std::fs::write(
+        app.path().join("capstan.toml"),
+        "[web]\nwsgi = \"app:app\"\n[build]\ncommands = [\"exit 5\"]\n",
+    )
+    .unwrap();
+    let venv = fixture::flask_venv();
+    let listen = format!("127.0.0.1:{}", fixture::free_port());
+    let (status, stderr) = fixture::run_to_exit(
+        &[
+            "run",
+            app.path().to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--venv",
+            venv.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("the build command `exit 5` exited with status 5, so nothing was started"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting workers"), "{stderr}");
 }
