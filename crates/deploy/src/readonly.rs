@@ -160,6 +160,35 @@ fn create_temp(dir: &OwnedFd) -> io::Result<(CString, OwnedFd)> {
     ))
 }
 
+/// Takes back a folder lent for a build that failed, before it is deleted:
+/// every directory becomes capstan's, 0700, through its own descriptor, so
+/// nobody else can change what [`remove`] then walks. Nothing else is
+/// touched (a file may be a link to anything).
+pub(crate) fn take_back(dir: &Path) -> io::Result<()> {
+    take_dir(&open_dir(CWD, dir.as_os_str())?)
+}
+
+fn take_dir(dir: &OwnedFd) -> io::Result<()> {
+    let (uid, gid) = me();
+    fchown(dir, Some(uid), Some(gid))?;
+    fchmod(dir, Mode::from_raw_mode(0o700))?;
+    let mut subdirs: Vec<CString> = Vec::new();
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            let stat = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+                subdirs.push(name.to_owned());
+            }
+        }
+    }
+    for name in &subdirs {
+        take_dir(&open_dir(dir, OsStr::from_bytes(name.to_bytes()))?)?;
+    }
+    Ok(())
+}
+
 /// Deletes a sealed (or half-built) folder: directories become writable by
 /// their owner first, since unlinking needs write permission on the directory,
 /// not on the file.
@@ -224,6 +253,24 @@ mod tests {
             .is_symlink());
         remove(&release).unwrap();
         assert!(outside.join("secret").exists());
+    }
+
+    #[test]
+    fn a_failed_lent_folder_is_taken_back_and_removed_without_following_its_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o711)).unwrap();
+        fs::write(outside.join("kept"), "x").unwrap();
+        let release = tmp.path().join("release");
+        fs::create_dir_all(release.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, release.join("sub/out")).unwrap();
+        take_back(&release).unwrap();
+        remove(&release).unwrap();
+        assert!(!release.exists());
+        assert!(outside.join("kept").exists());
+        let mode = fs::metadata(&outside).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o711);
     }
 
     #[test]

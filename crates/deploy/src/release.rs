@@ -424,6 +424,11 @@ impl Building {
         self.record.failure = Some(reason.to_owned());
         self.end()?;
         let dir = self.dir();
+        if self.lent_to.is_some() && !self.sealed {
+            // SECURITY: the borrower may still have processes (its other
+            // generation runs as the same user); take the folders back first.
+            readonly::take_back(&dir).map_err(|e| DeployError::io("take back", &dir, e))?;
+        }
         readonly::remove(&dir).map_err(|e| DeployError::io("delete", &dir, e))
     }
 
