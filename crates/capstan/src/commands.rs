@@ -159,7 +159,11 @@ pub async fn run_for_app(
             identity: None,
         };
         let label = step.label();
-        let outcome = commands.run(&mut ToLog(label)).await;
+        let mut log = ToLog {
+            label,
+            command: String::new(),
+        };
+        let outcome = commands.run(&mut log).await;
         if let Err(error) = outcome {
             let Some(failed) = error.downcast_ref::<Failed>() else {
                 return Err(error);
@@ -176,17 +180,132 @@ pub async fn run_for_app(
 }
 
 /// `capstan run`'s report: the log, each output line under the step's label.
-struct ToLog(&'static str);
+struct ToLog {
+    label: &'static str,
+    /// The command running now, for its "done" line.
+    command: String,
+}
 
 impl Report for ToLog {
     async fn event(&mut self, event: Event) {
-        let label = self.0;
+        let label = self.label;
         match event {
-            Event::Started(command) => tracing::info!("{label}: running `{command}`"),
+            Event::Started(command) => {
+                tracing::info!("{label}: running `{command}`");
+                self.command = command;
+            }
             Event::Line(line) => {
                 tracing::info!(target: "capstan::output", process = label, "{line}")
             }
-            Event::Done(elapsed) => tracing::info!(?elapsed, "{label}: done"),
+            Event::Done(elapsed) => {
+                tracing::info!(?elapsed, "{label}: `{}` done", self.command)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps every event, for the assertions.
+    #[derive(Default)]
+    struct Kept(Vec<String>);
+
+    impl Report for Kept {
+        async fn event(&mut self, event: Event) {
+            self.0.push(match event {
+                Event::Started(command) => format!("started {command}"),
+                Event::Line(line) => format!("line {line}"),
+                Event::Done(_) => "done".to_owned(),
+            });
+        }
+    }
+
+    fn commands<'a>(list: &'a [String], cwd: &'a Path) -> Commands<'a> {
+        Commands {
+            step: Step::Build,
+            commands: list,
+            cwd,
+            env: vec![("GREETING".into(), "hello".into())],
+            identity: None,
+        }
+    }
+
+    fn alive(pid: i32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        state.is_some_and(|s| s != 'Z' && s != 'X')
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_stops_the_rest_and_names_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = [
+            "echo $GREETING".to_owned(),
+            "exit 3".to_owned(),
+            "echo no".to_owned(),
+        ];
+        let mut kept = Kept::default();
+        let error = commands(&list, dir.path())
+            .run(&mut kept)
+            .await
+            .unwrap_err();
+        let failed = error.downcast_ref::<Failed>().unwrap();
+        assert_eq!(
+            failed.to_string(),
+            "the build command `exit 3` exited with status 3"
+        );
+        assert_eq!(
+            kept.0,
+            [
+                "started echo $GREETING",
+                "line hello",
+                "done",
+                "started exit 3"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_run_and_a_finished_command_leave_no_process() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a command leaves in its group ends with the command.
+        let list = ["sleep 100 & echo $! > left".to_owned()];
+        commands(&list, dir.path())
+            .run(&mut Kept::default())
+            .await
+            .unwrap();
+        let left: i32 = std::fs::read_to_string(dir.path().join("left"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // And a run whose caller gives up takes its command with it.
+        let list = ["echo $$ > running; sleep 100".to_owned()];
+        let running = dir.path().join("running");
+        let run = async { commands(&list, dir.path()).run(&mut Kept::default()).await };
+        tokio::select! {
+            _ = run => panic!("sleep 100 ended"),
+            () = async {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::fs::read_to_string(&running).unwrap_or_default().trim().is_empty() {
+                    assert!(Instant::now() < deadline, "the command did not start");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } => {}
+        }
+        let pid: i32 = std::fs::read_to_string(&running)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(left) || alive(pid) {
+            assert!(Instant::now() < deadline, "{left} or {pid} still runs");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

@@ -166,7 +166,11 @@ impl Generation {
         let mut handover = Handover::default();
         if let Some(previous) = previous {
             let old_routes = previous.site.static_files.routes();
-            let until = Instant::now() + self.keep_previous;
+            // A duration too long to add to now means forever, near enough.
+            let keep = self
+                .keep_previous
+                .min(Duration::from_secs(10 * 365 * 86_400));
+            let until = Instant::now() + keep;
             if let Err(error) = self.site.static_files.keep_previous(old_routes, until) {
                 tracing::warn!(%error, "the previous release's static files are not kept");
             }
