@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use capstan_config::{App, Web};
+use std::collections::BTreeMap;
+
+use capstan_config::{App, CronJob, Web};
+use capstan_cron::{Handover, JobStatus, Retired, Scheduler, ShellLauncher};
 use capstan_edge::environ::Connection;
 use capstan_edge::static_files::StaticFiles;
 use capstan_edge::tls::CertStore;
@@ -70,7 +73,24 @@ pub struct Generation {
     pool: Option<Pool>,
     web: Option<Supervised>,
     processes: Vec<Supervised>,
+    cron: Cron,
+    /// `[static] keep_previous`: how long the previous generation's static
+    /// files answer for what this one's lack.
+    keep_previous: Duration,
 }
+
+/// A generation's `[cron]` jobs: planned at start, running only while it is
+/// the live one ([`Generation::go_live`]), retired when the next goes live.
+struct Cron {
+    jobs: BTreeMap<String, CronJob>,
+    /// Runs start as the app's user, with its env, in its release folder.
+    launcher: ShellLauncher,
+    live: Option<Scheduler>,
+    retired: Option<Retired>,
+}
+
+/// How long a cron run being stopped has between SIGTERM and SIGKILL.
+const CRON_GRACE: Duration = Duration::from_secs(10);
 
 impl Generation {
     /// Boots the backend, builds the Site and health-checks it through the
@@ -94,6 +114,19 @@ impl Generation {
             pool,
             web,
             processes: Vec::new(),
+            // Cron jobs run in the app's root, as crontab would run them from
+            // there; for the daemon, the release folder.
+            cron: Cron {
+                jobs: app.cron.clone(),
+                launcher: ShellLauncher {
+                    cwd: app.root.clone(),
+                    env: instance.env.clone(),
+                    identity: instance.identity.clone(),
+                },
+                live: None,
+                retired: None,
+            },
+            keep_previous: app.keep_previous,
         };
         if let Err(error) = health_check(&generation.site, app, &instance.health_host).await {
             let Generation { pool, web, .. } = generation;
@@ -122,6 +155,54 @@ impl Generation {
         Arc::clone(&self.site)
     }
 
+    /// Makes this the app's live generation, called by whoever switches
+    /// traffic to it (and for the first one): its cron jobs start, and
+    /// `previous`'s scheduler fires no more; a run of it in progress may
+    /// finish (until `previous` drains), and a job of the same name and
+    /// schedule fires next when the old one would have, so no fire runs twice.
+    /// For `keep_previous`, `previous`'s static files answer what this one's
+    /// lack, for a while.
+    pub fn go_live(&mut self, previous: Option<&mut Generation>) {
+        let mut handover = Handover::default();
+        if let Some(previous) = previous {
+            let old_routes = previous.site.static_files.routes();
+            // A duration too long to add to now means forever, near enough.
+            let keep = self
+                .keep_previous
+                .min(Duration::from_secs(10 * 365 * 86_400));
+            let until = Instant::now() + keep;
+            if let Err(error) = self.site.static_files.keep_previous(old_routes, until) {
+                tracing::warn!(%error, "the previous release's static files are not kept");
+            }
+            if let Some(scheduler) = previous.cron.live.take() {
+                let (next, retired) = scheduler.retire();
+                handover = next;
+                previous.cron.retired = Some(retired);
+            }
+        }
+        let cron = &mut self.cron;
+        if !cron.jobs.is_empty() && cron.live.is_none() {
+            tracing::info!(jobs = cron.jobs.len(), "starting cron jobs");
+            cron.live = Some(Scheduler::take_over(
+                cron.jobs.clone(),
+                cron.launcher.clone(),
+                capstan_cron::Options::default(),
+                handover,
+            ));
+        }
+    }
+
+    /// Each cron job's status: the live scheduler's, or once retired, the
+    /// runs it still has; empty before [`go_live`](Self::go_live).
+    #[allow(dead_code)] // for `capstan ps`, which reads it through the state loop
+    pub fn cron_status(&self) -> Vec<JobStatus> {
+        match (&self.cron.live, &self.cron.retired) {
+            (Some(live), _) => live.status(),
+            (None, Some(retired)) => retired.status(),
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// The worker pool, when the app is a WSGI app.
     pub fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
@@ -136,10 +217,24 @@ impl Generation {
             pool,
             web,
             processes,
+            cron,
+            ..
         } = self;
         drop(site);
+        // A generation that is still live (the daemon or capstan run stops)
+        // fires no more; a retired one's runs may end until the deadline.
+        let cron_stopped = async {
+            if let Some(live) = cron.live {
+                live.stop(CRON_GRACE).await;
+            }
+            if let Some(retired) = cron.retired {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                retired.finish(deadline, CRON_GRACE).await;
+            }
+        };
         let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, site_dropped).await.is_err() {
+        let (site_gone, ()) = tokio::join!(tokio::time::timeout(left, site_dropped), cron_stopped);
+        if site_gone.is_err() {
             tracing::warn!(
                 "requests still running at the drain deadline; stopping the old generation anyway"
             );

@@ -2,13 +2,13 @@
 
 mod app_env;
 mod cli;
+mod commands;
 mod control;
 mod daemon;
 mod exec;
 mod generation;
 mod logging;
 mod loopback;
-mod release;
 mod run;
 mod static_routes;
 mod user_error;

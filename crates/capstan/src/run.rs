@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _};
 use capstan_config::{AcmeChallenge, App};
@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cli::{ReloadArgs, RunArgs};
 use crate::generation::{Generation, Instance};
-use crate::{app_env, control, release};
+use crate::{app_env, commands, control};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let app = capstan_config::load(&args.dir)?;
@@ -61,9 +61,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let venv = app_env::python_env(&app, args.venv.as_deref(), &state).await?;
     let env = app_env::process_env(&app.env, &venv);
-    // Release commands, like every Procfile entry, start in the app's root;
+    // Build and release commands, like every Procfile entry, start in the app's root;
     // `workdir` (gunicorn's --chdir) is where the Python workers start.
-    release::run(&app, &venv, &app.root).await?;
+    commands::run_for_app(&app, &venv, &app.root).await?;
 
     let access_log = app.http.access_log && !args.no_access_log;
     let options = ServeOptions {
@@ -97,18 +97,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // `capstan run` is the one-app case: its Site answers every Host.
     let routes = Routes::new(RouteTable::new().with_default(live.site()));
 
-    // Cron jobs run in the app's root with the processes' env, as crontab
-    // would run them from there.
-    let cron = (!app.cron.is_empty()).then(|| {
-        tracing::info!(jobs = app.cron.len(), "starting cron jobs");
-        capstan_cron::Scheduler::start(
-            app.cron.clone(),
-            capstan_cron::ShellLauncher {
-                cwd: app.root.clone(),
-                env: instance.env.clone(),
-            },
-        )
-    });
+    // Its cron jobs start with it; a reload hands them to the next one.
+    live.go_live(None);
 
     let (reloads, mut reload_requests) = tokio::sync::mpsc::channel(4);
     let control_task = tokio::spawn(control::serve(control, reloads.clone()));
@@ -160,9 +150,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     routes.swap(RouteTable::new());
     live.drain(stopping + app.graceful_timeout).await;
     while draining.join_next().await.is_some() {}
-    if let Some(cron) = cron {
-        cron.stop(Duration::from_secs(10)).await;
-    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -176,8 +163,9 @@ async fn switch(
     draining: &mut tokio::task::JoinSet<()>,
 ) -> Result<String, String> {
     match Generation::start(instance).await {
-        Ok(new) => {
+        Ok(mut new) => {
             routes.swap(RouteTable::new().with_default(new.site()));
+            new.go_live(Some(live));
             let old = std::mem::replace(live, new);
             draining.spawn(old.drain(Instant::now() + instance.app.graceful_timeout));
             let done = match live.pool() {

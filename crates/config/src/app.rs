@@ -41,6 +41,9 @@ pub struct App {
     pub pipeline: Option<usize>,
     /// Directories the edge serves itself, longest URL prefix first.
     pub static_routes: Vec<StaticRoute>,
+    /// How long, after a switch, a static file the new release no longer has
+    /// is still served from the previous release (`[static] keep_previous`).
+    pub keep_previous: Duration,
     /// The environment of the app's web and background processes: `[env]` <
     /// `.env` (later wins). `.flaskenv` is not in it: it is a development file,
     /// which python-dotenv loads only for the `flask` command.
@@ -53,6 +56,9 @@ pub struct App {
     pub processes: BTreeMap<String, Process>,
     /// Scheduled commands by name (`[cron.x]`).
     pub cron: BTreeMap<String, CronJob>,
+    /// Build commands (`[build]`), run in order in the new release folder,
+    /// before it is sealed and before the release commands.
+    pub build: Vec<String>,
     /// Release commands, run in order by deploy before the new code takes traffic.
     pub release: Vec<String>,
     /// Interpreter used to create the venv, e.g. `python3.11`; `None` means `python3`.
@@ -280,6 +286,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `max_age` of static routes: 30 days.
 pub const DEFAULT_STATIC_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `[static] keep_previous` when the file does not say.
+pub const DEFAULT_KEEP_PREVIOUS: Duration = Duration::from_secs(3600);
 /// Default `max_body_size`: 100 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 100 << 20;
 /// Default `[health] path`.
@@ -307,9 +316,11 @@ pub(crate) struct Partial {
     pub pipeline: Option<usize>,
     /// `None` when the file has no `[static]`, so `static/` may be picked up.
     pub static_routes: Option<Vec<StaticRoute>>,
+    pub keep_previous: Option<Duration>,
     pub env: BTreeMap<String, String>,
     pub processes: BTreeMap<String, Process>,
     pub cron: BTreeMap<String, CronJob>,
+    pub build: Vec<String>,
     pub release: Vec<String>,
     pub python: Option<String>,
     pub venv: Option<PathBuf>,

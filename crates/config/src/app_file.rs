@@ -23,6 +23,7 @@ const TOP_KEYS: &[&str] = &[
     "venv",
     "web",
     "static",
+    "build",
     "release",
     "processes",
     "cron",
@@ -45,7 +46,7 @@ const WEB_KEYS: &[&str] = &[
     "queue_timeout",
     "pipeline",
 ];
-const RELEASE_KEYS: &[&str] = &["commands"];
+const COMMANDS_KEYS: &[&str] = &["commands"];
 const PROCESS_KEYS: &[&str] = &["command"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "retries"];
 
@@ -127,8 +128,13 @@ fn read_settings(root: &Path, table: &Table<'_>) -> Result<Partial, ConfigError>
             }
             "venv" => p.venv = Some(root.join(f.nonempty_str()?)),
             "web" => read_web(&f.table()?, &mut p)?,
-            "static" => p.static_routes = Some(read_static(root, &f.table()?)?),
-            "release" => p.release = read_release(&f.table()?)?,
+            "static" => {
+                let (routes, keep_previous) = read_static(root, &f.table()?)?;
+                p.static_routes = Some(routes);
+                p.keep_previous = keep_previous;
+            }
+            "build" => p.build = read_commands(&f.table()?)?,
+            "release" => p.release = read_commands(&f.table()?)?,
             "processes" => p.processes = read_processes(&f.table()?)?,
             "cron" => p.cron = read_cron(&f.table()?)?,
             "health" => read_health(&f.table()?, &mut p)?,
@@ -202,8 +208,9 @@ fn read_web(web: &Table<'_>, p: &mut Partial) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn read_release(table: &Table<'_>) -> Result<Vec<String>, ConfigError> {
-    table.check_keys(RELEASE_KEYS)?;
+/// `[build]` or `[release]`: `commands = ["...", ...]`, each a shell line.
+fn read_commands(table: &Table<'_>) -> Result<Vec<String>, ConfigError> {
+    table.check_keys(COMMANDS_KEYS)?;
     match table.get("commands") {
         None => Ok(Vec::new()),
         Some(f) => f
@@ -479,6 +486,73 @@ DEBUG = false
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn build_commands_and_keep_previous_are_read() {
+        let p = read(
+            "[build]\ncommands = [\"pybabel compile -d app/translations\", \"make css\"]\n\
+             [static]\nkeep_previous = \"2s\"\n\"/static\" = \"app/static\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.build, ["pybabel compile -d app/translations", "make css"]);
+        assert_eq!(p.keep_previous, Some(Duration::from_secs(2)));
+        assert_eq!(p.static_routes.unwrap().len(), 1);
+        let p = read("[static]\n\"/static\" = \"app/static\"\n").unwrap();
+        assert_eq!((p.keep_previous, p.build.len()), (None, 0));
+        let (_dir, root) = root();
+        let text = "[tool.capstan.build]\ncommands = [\"make\"]\n";
+        let p = read_pyproject(&root, text, true).unwrap().capstan.unwrap();
+        assert_eq!(p.build, ["make"]);
+    }
+
+    #[test]
+    fn build_and_keep_previous_mistakes_name_file_line_and_key() {
+        let cases = [
+            (
+                "[build]\ncommand = \"x\"\n",
+                "capstan.toml:2: unknown key `command` in [build]; expected one of: commands",
+            ),
+            (
+                "[build]\ncommands = \"x\"\n",
+                "capstan.toml:2: bad value for `commands`: expected an array, found a string",
+            ),
+            (
+                "[build]\ncommands = [1]\n",
+                "capstan.toml:2: bad value for `commands`: expected a string, found an integer",
+            ),
+            (
+                "[build]\ncommands = [\"\"]\n",
+                "capstan.toml:2: bad value for `commands`: must not be empty",
+            ),
+            (
+                "[static]\nkeep_previous = \"an hour\"\n",
+                "capstan.toml:2: bad value for `keep_previous`: \"an hour\" is not a duration",
+            ),
+            (
+                "[static]\n\"/s\" = \"media\"\nkeep_previous = true\n",
+                "capstan.toml:3: bad value for `keep_previous`: expected a duration",
+            ),
+            (
+                "[static]\nkeep = \"1h\"\n",
+                "capstan.toml:2: bad value for `keep`: \"keep\" is not a URL prefix",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(
+                got.starts_with(want),
+                "for {text:?}\n got: {got}\nwant: {want}"
+            );
+        }
+        let (_dir, root) = root();
+        let got = read_pyproject(&root, "[tool.capstan.build]\ncmds = []\n", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            got.starts_with("pyproject.toml:2: unknown key `cmds` in [tool.capstan.build]"),
+            "{got}"
+        );
     }
 
     #[test]

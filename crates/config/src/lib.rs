@@ -37,8 +37,9 @@ mod wsgi;
 pub use app::{
     AcmeChallenge, App, CronJob, HttpSettings, Overlap, Process, Requirements, Source, StaticRoute,
     TlsSettings, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH, DEFAULT_HEALTH_RETRIES,
-    DEFAULT_HEALTH_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE, DEFAULT_THREADS,
-    DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, MAX_WORKERS_OR_THREADS,
+    DEFAULT_HEALTH_TIMEOUT, DEFAULT_KEEP_PREVIOUS, DEFAULT_MAX_BODY_SIZE, DEFAULT_STATIC_MAX_AGE,
+    DEFAULT_THREADS, DEFAULT_TIMEOUT, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING,
+    MAX_WORKERS_OR_THREADS,
 };
 pub use daemon_settings::{load_daemon_settings, DaemonSettings};
 pub use duration::{format_duration, parse_duration, InvalidDuration};

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::app::{
     App, Partial, Source, Web, DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_HEALTH_PATH,
-    DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_THREADS, DEFAULT_TIMEOUT,
+    DEFAULT_HEALTH_RETRIES, DEFAULT_HEALTH_TIMEOUT, DEFAULT_KEEP_PREVIOUS, DEFAULT_THREADS,
+    DEFAULT_TIMEOUT,
 };
 use crate::app_file::{read_capstan_toml, read_pyproject, Pyproject};
 use crate::discover::{find_wsgi, requirements, Hints, Setting};
@@ -165,10 +166,12 @@ pub fn load(dir: &Path) -> Result<App, ConfigError> {
         queue_timeout: partial.queue_timeout,
         pipeline: partial.pipeline,
         static_routes,
+        keep_previous: partial.keep_previous.unwrap_or(DEFAULT_KEEP_PREVIOUS),
         env,
         flaskenv,
         processes: partial.processes,
         cron: partial.cron,
+        build: partial.build,
         release: partial.release,
         python: partial.python,
         venv: partial.venv,
@@ -658,5 +661,18 @@ mod tests {
         let (_t, root) = app_dir(&[("app.py", "app = 1\n")]);
         let dotted = root.join("..").join("microblog");
         assert_eq!(load(&dotted).unwrap().root, root);
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_blog_example_loads_with_its_build_and_release_commands() {
+        let blog = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/blog");
+        let app = crate::load(&blog).unwrap();
+        assert_eq!(app.build, ["pybabel compile -d app/translations"]);
+        assert_eq!(app.release, ["flask db upgrade"]);
+        assert_eq!(app.keep_previous, crate::DEFAULT_KEEP_PREVIOUS);
+        assert!(app.processes.contains_key("tasks") && app.cron.contains_key("stats"));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
@@ -85,11 +86,23 @@ pub(crate) fn sort_routes(routes: &mut [StaticRoute]) {
     });
 }
 
-/// Reads `[static]`: `"/prefix" = "dir"` or `"/prefix" = { dir = "dir", max_age = "1h" }`.
-pub(crate) fn read_static(root: &Path, table: &Table<'_>) -> Result<Vec<StaticRoute>, ConfigError> {
+/// The one bare key `[static]` has; every other key is a URL prefix.
+const KEEP_PREVIOUS: &str = "keep_previous";
+
+/// Reads `[static]`: `"/prefix" = "dir"` or `"/prefix" = { dir = "dir", max_age = "1h" }`,
+/// and the option `keep_previous = "1h"` (a key that does not start with `/`).
+pub(crate) fn read_static(
+    root: &Path,
+    table: &Table<'_>,
+) -> Result<(Vec<StaticRoute>, Option<Duration>), ConfigError> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut routes = Vec::new();
+    let mut keep_previous = None;
     for f in table.fields() {
+        if f.key == KEEP_PREVIOUS {
+            keep_previous = Some(f.duration()?);
+            continue;
+        }
         let url_prefix = normalize_url_prefix(f.key).map_err(|e| f.bad(e))?;
         if let Some(&first_line) = seen.get(&url_prefix) {
             return Err(ConfigError::Duplicate {
@@ -129,7 +142,7 @@ pub(crate) fn read_static(root: &Path, table: &Table<'_>) -> Result<Vec<StaticRo
         });
     }
     sort_routes(&mut routes);
-    Ok(routes)
+    Ok((routes, keep_previous))
 }
 
 #[cfg(test)]

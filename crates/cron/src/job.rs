@@ -25,7 +25,18 @@ pub(crate) struct JobTask {
     /// How long a replaced or timed-out run has between SIGTERM and SIGKILL.
     pub grace: Duration,
     pub status: Arc<Mutex<JobStatus>>,
+    /// The fire time a retired scheduler's job of the same name and schedule
+    /// had next: this one fires then (even if it has just passed), so a hand
+    /// over neither runs a fire twice nor loses one.
+    pub first: Option<NextFire>,
 }
+
+/// A retiring scheduler's question to a job: its next fire time, after which
+/// it fires no more.
+pub(crate) type Retire = oneshot::Sender<Option<DateTime<Utc>>>;
+
+/// Where its answer arrives.
+pub(crate) type NextFire = oneshot::Receiver<Option<DateTime<Utc>>>;
 
 /// A run in progress, by pid.
 struct Running {
@@ -45,14 +56,40 @@ const FOREVER: Duration = Duration::from_secs(86_400);
 
 impl JobTask {
     /// Runs the job until `stop` says so (with the grace period for its runs),
-    /// or its sender is dropped; then stops every run and returns.
-    pub async fn run(self, mut stop: oneshot::Receiver<Duration>) {
+    /// or its sender is dropped; then stops every run and returns. Once
+    /// `retire` asks, it answers with its next fire time and fires no more;
+    /// it returns when its runs in progress have ended on their own.
+    pub async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<Duration>,
+        mut retire: oneshot::Receiver<Retire>,
+    ) {
         let mut runs = Runs::default();
-        let mut next = next_fire(&self.job.schedule, self.clock.now(), &Local);
+        // The retired job answers at once (it only has to see the question);
+        // one that is gone already has no time to hand over.
+        let first = match self.first.take() {
+            Some(answer) => answer.await.ok().flatten(),
+            None => None,
+        };
+        let mut next = first.or_else(|| next_fire(&self.job.schedule, self.clock.now(), &Local));
+        let mut retired = false;
+        // Until the question came (or the scheduler was dropped, which `stop`
+        // sees): a finished receiver must not be polled again.
+        let mut may_retire = true;
         self.publish(next, &runs);
         loop {
+            if retired && runs.running.is_empty() {
+                return;
+            }
             let sleep = next.map_or(FOREVER, |t| self.clock.sleep_for(t));
             tokio::select! {
+                asked = &mut retire, if may_retire => {
+                    may_retire = false;
+                    if let Ok(answer) = asked {
+                        retired = true;
+                        let _ = answer.send(next.take());
+                    }
+                }
                 grace = &mut stop => {
                     self.stop_all(&mut runs, StopReason::Stopped, grace.unwrap_or(self.grace))
                         .await;

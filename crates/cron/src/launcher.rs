@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use capstan_config::CronJob;
-use capstan_proc::{Child, SpawnError, Spec};
+use capstan_proc::{Child, Identity, SpawnError, Spec};
 
 /// Starts one run of a job. The child must lead its own process group, as every
 /// [`capstan_proc::Child`] does, so the scheduler can stop it and all it started.
@@ -42,12 +42,15 @@ pub struct ShellLauncher {
     pub cwd: PathBuf,
     /// Variables added to the environment: the app's env.
     pub env: Vec<(OsString, OsString)>,
+    /// The app's user; `None` runs as capstan's own.
+    pub identity: Option<Identity>,
 }
 
 impl Launcher for ShellLauncher {
     fn launch(&self, name: &str, job: &CronJob) -> Result<Child, LaunchError> {
         let mut spec = Spec::shell(format!("cron.{name}"), &job.command, self.cwd.clone());
         spec.env = self.env.clone();
+        spec.identity = self.identity.clone();
         Ok(Child::spawn(spec)?)
     }
 }

@@ -25,5 +25,5 @@ mod status;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use launcher::{LaunchError, Launcher, ShellLauncher};
-pub use scheduler::{Options, Scheduler};
+pub use scheduler::{Handover, Options, Retired, Scheduler};
 pub use status::{Ending, JobStatus, LastRun, RunningRun};

@@ -40,6 +40,7 @@ fn launcher(dir: &Path) -> ShellLauncher {
     ShellLauncher {
         cwd: dir.to_path_buf(),
         env: vec![("GREETING".into(), "hello".into())],
+        identity: None,
     }
 }
 
@@ -427,4 +428,57 @@ async fn a_run_that_cannot_start_is_recorded_with_the_reason() {
     );
     assert!(status.running.is_empty());
     scheduler.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_retired_scheduler_lets_its_run_finish_and_the_next_one_fires_once_at_its_time() {
+    let (_guard, dir) = dir();
+    let clock = fast_clock();
+    let old = Scheduler::start_with(
+        one(
+            "tick",
+            job("echo old $$ >> fires; sleep 3", Overlap::Skip, None),
+        ),
+        launcher(&dir),
+        options(clock.clone()),
+    );
+    let status = wait_for(&old, Duration::from_secs(15), "the first run", |s| {
+        s.running.len() == 1
+    })
+    .await;
+    let old_pid = status.running[0].pid as i32;
+    let (handover, retired) = old.retire();
+    let new = Scheduler::take_over(
+        one("tick", job("echo new $$ >> fires", Overlap::Skip, None)),
+        launcher(&dir),
+        options(clock.clone()),
+        handover,
+    );
+    // The fire the old one ran is not run again: the new one's first is the next minute.
+    let first = wait_for(&new, Duration::from_secs(5), "a next run", |s| {
+        s.next_run.is_some()
+    })
+    .await
+    .next_run
+    .unwrap();
+    assert_eq!(first, utc("2026-01-05T00:02:00Z"));
+    assert!(alive(old_pid), "the retired run was stopped");
+    wait_for(&new, Duration::from_secs(15), "the new run", |s| {
+        s.last_run.is_some()
+    })
+    .await;
+    let fires = std::fs::read_to_string(dir.join("fires")).unwrap();
+    let lines: Vec<&str> = fires.lines().collect();
+    assert_eq!(lines.len(), 2, "{fires}");
+    assert!(
+        lines[0].starts_with("old ") && lines[1].starts_with("new "),
+        "{fires}"
+    );
+    // The retired run ends on its own, recorded as an exit, not a stop.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = retired.status().remove(0);
+    assert_eq!(status.next_run, None, "{status:?}");
+    retired.finish(deadline, Duration::from_secs(1)).await;
+    assert!(!alive(old_pid));
+    new.stop(Duration::from_secs(5)).await;
 }

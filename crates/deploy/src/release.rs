@@ -123,6 +123,9 @@ pub struct Building {
     id: ReleaseId,
     record: ReleaseRecord,
     started: Instant,
+    /// The uid the folder was lent to for the build, if it was.
+    lent_to: Option<u32>,
+    sealed: bool,
 }
 
 impl Releases {
@@ -161,6 +164,8 @@ impl Releases {
             id,
             record,
             started: Instant::now(),
+            lent_to: None,
+            sealed: false,
         };
         let dir = building.dir();
         let index = self.app.checkout_index(&building.id);
@@ -375,10 +380,21 @@ impl Building {
         self.app.release(&self.id)
     }
 
-    /// Seals the folder read-only and records the release as ready.
-    pub fn finish(mut self) -> Result<ReleaseInfo, DeployError> {
+    /// Gives the folder to `uid:gid` until [`finish`](Self::finish), so a
+    /// build running as the app's user can write into it.
+    pub fn lend(&mut self, uid: u32, gid: u32) -> Result<(), DeployError> {
         let dir = self.dir();
-        readonly::seal(&dir).map_err(|e| DeployError::io("make read-only", &dir, e))?;
+        readonly::lend(&dir, uid, gid).map_err(|e| DeployError::io("lend", &dir, e))?;
+        self.lent_to = Some(uid);
+        Ok(())
+    }
+
+    /// Seals the folder read-only, owned by capstan's user, and records the
+    /// release as ready. A folder that was lent is trusted in nothing: its
+    /// files become fresh copies, no symlink is followed, and a file that is
+    /// not the borrower's fails the seal.
+    pub fn finish(mut self) -> Result<ReleaseInfo, DeployError> {
+        self.seal()?;
         self.record.status = ReleaseStatus::Ready;
         self.end()?;
         Ok(ReleaseInfo {
@@ -388,6 +404,19 @@ impl Building {
         })
     }
 
+    /// Seals the folder as [`finish`](Self::finish) does, before the
+    /// release is ready (its release commands and health check still to
+    /// come); `finish` then only records it.
+    pub fn seal(&mut self) -> Result<(), DeployError> {
+        if !self.sealed {
+            let dir = self.dir();
+            readonly::seal(&dir, self.lent_to)
+                .map_err(|e| DeployError::io("make read-only", &dir, e))?;
+            self.sealed = true;
+        }
+        Ok(())
+    }
+
     /// Records the build as failed with `reason` and deletes its folder; the
     /// number stays used.
     pub fn fail(mut self, reason: &str) -> Result<(), DeployError> {
@@ -395,6 +424,11 @@ impl Building {
         self.record.failure = Some(reason.to_owned());
         self.end()?;
         let dir = self.dir();
+        if self.lent_to.is_some() && !self.sealed {
+            // SECURITY: the borrower may still have processes (its other
+            // generation runs as the same user); take the folders back first.
+            readonly::take_back(&dir).map_err(|e| DeployError::io("take back", &dir, e))?;
+        }
         readonly::remove(&dir).map_err(|e| DeployError::io("delete", &dir, e))
     }
 

@@ -1,6 +1,7 @@
-//! A push's deploy, step by step: lock, checkout, venv from the store,
-//! release commands, a health-checked generation, the switch (done by the
-//! state loop), `current`, retention. Each step is a progress line with its
+//! A push's deploy, step by step: lock, checkout, the app file, venv from
+//! the store, build commands (as the app's user, in the release folder lent
+//! to it), the seal, release commands, a health-checked generation, the
+//! switch (done by the state loop), `current`, retention. Each step is a progress line with its
 //! time; a failure leaves the live release serving.
 //!
 //! Also what a restart of the daemon uses to bring a live release back
@@ -12,14 +13,14 @@ use std::time::Instant;
 use anyhow::Context as _;
 use capstan_control::answers::Live;
 use capstan_control::{ApiError, Progress};
-use capstan_deploy::{AppDir, DeployLock, Git, Oid, Releases, Repo, DEFAULT_KEEP};
-use capstan_proc::{Child, Spec};
+use capstan_deploy::{AppDir, Building, DeployLock, Git, Oid, Releases, Repo, DEFAULT_KEEP};
 use tokio::sync::{mpsc, oneshot};
 
 use super::apps::AppRecord;
 use super::https::Https;
 use super::state::Event;
 use crate::app_env;
+use crate::commands::{self, Commands, Event as CommandEvent, Step};
 use crate::generation::{Generation, Instance};
 
 /// The git variables a hook may hand over, all paths into the repository.
@@ -28,9 +29,6 @@ const GIT_ENV: [&str; 3] = [
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_QUARANTINE_PATH",
 ];
-
-/// How long the last output lines of a finished release command may take.
-const LAST_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a deploy needs from the daemon.
 pub struct Context {
@@ -66,17 +64,23 @@ pub async fn run(
     };
     let repo = Repo::open(&app_dir);
     let git = Git::new(app_dir.repo()).with_env(git_env);
-    let building = releases
+    let mut building = releases
         .begin(&lock, &git, &sha)
         .map_err(|e| ApiError::failed(format!("checkout failed: {e}; {still_serving}")))?;
     let number = building.id().number;
     progress
         .line(format!("building release {number} ({})", sha.short()))
         .await;
-    let dir = building.dir();
     let record = AppRecord::read(app_dir.path()).map_err(|e| ApiError::internal(e.to_string()))?;
 
-    let started = build(&app_dir, &dir, &record, ctx.https.as_ref(), progress).await;
+    let started = build(
+        &app_dir,
+        &mut building,
+        &record,
+        ctx.https.as_ref(),
+        progress,
+    )
+    .await;
     let generation = match started {
         Ok(generation) => generation,
         Err(error) => {
@@ -89,7 +93,7 @@ pub async fn run(
     if let Err(error) = building.finish() {
         let _ = generation.drain(Instant::now()).await;
         return Err(ApiError::failed(format!(
-            "release {number} could not be sealed: {error}; {still_serving}"
+            "release {number} could not be recorded as ready: {error}; {still_serving}"
         )));
     }
 
@@ -175,17 +179,38 @@ pub async fn run(
 /// The steps between the checkout and a healthy generation.
 async fn build(
     app_dir: &AppDir,
-    dir: &Path,
+    building: &mut Building,
     record: &AppRecord,
     https: Option<&Https>,
     progress: &Progress,
 ) -> anyhow::Result<Generation> {
-    let (instance, venv_line) = instance(app_dir, dir, record, https).await?;
+    let dir = building.dir();
+    let (instance, venv_line) = instance(app_dir, &dir, record, https).await?;
     progress.line(venv_line).await;
+    if !instance.app.build.is_empty() {
+        // The build writes into its release, as the app's user: the folder is
+        // the user's until the seal takes it back.
+        if let Some(identity) = &instance.identity {
+            building.lend(identity.uid, identity.gid)?;
+        }
+        commands(&instance, Step::Build, &instance.app.build, &dir, progress).await?;
+    }
+    let started = Instant::now();
+    building.seal()?;
     progress
-        .line("build commands: skipped (capstan does not read [build] yet)")
+        .line(format!(
+            "release sealed ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
         .await;
-    release_commands(&instance, dir, progress).await?;
+    commands(
+        &instance,
+        Step::Release,
+        &instance.app.release,
+        &dir,
+        progress,
+    )
+    .await?;
     let started = Instant::now();
     let generation = Generation::start(&instance).await?;
     progress
@@ -197,17 +222,22 @@ async fn build(
     Ok(generation)
 }
 
-/// `[release] commands` (or a Procfile `release:`) in the release folder,
-/// in order, with the commands' env and the venv first on PATH, each in its
-/// own process group; every output line goes to the pusher as it comes. The
-/// first that fails ends the deploy.
-async fn release_commands(
+/// `[build]` or `[release] commands` (or a Procfile `release:`) in the
+/// release folder, in order, as the app's user with the commands' env,
+/// `CAPSTAN_DATA_DIR` and the venv first on PATH, each in its own process
+/// group; every output line goes to the pusher as it comes. The first that
+/// fails ends the deploy.
+async fn commands(
     instance: &Instance,
+    step: Step,
+    commands: &[String],
     dir: &Path,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let app = &instance.app;
-    let mut env = app_env::process_env(&app.command_env(), &instance.venv);
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut env = app_env::process_env(&instance.app.command_env(), &instance.venv);
     env.extend(
         instance
             .env
@@ -215,43 +245,49 @@ async fn release_commands(
             .filter(|(k, _)| k == "CAPSTAN_DATA_DIR")
             .cloned(),
     );
-    for command in &app.release {
-        progress.line(format!("release command: {command}")).await;
-        let started = Instant::now();
-        let (lines, mut output) = tokio::sync::mpsc::unbounded_channel();
-        let mut spec = Spec::shell("release", command, dir.to_owned());
-        spec.env = env.clone();
-        spec.identity = instance.identity.clone();
-        spec.lines = Some(lines);
-        let mut child = Child::spawn(spec)?;
-        let exit = {
-            let waited = child.wait();
-            tokio::pin!(waited);
-            loop {
-                tokio::select! {
-                    exit = &mut waited => break exit,
-                    Some(line) = output.recv() => progress.line(format!("  {line}")).await,
-                }
+    let commands = Commands {
+        step,
+        commands,
+        cwd: dir,
+        env,
+        identity: instance.identity.clone(),
+    };
+    let label = step.label();
+    let started = Instant::now();
+    commands
+        .run(&mut ToProgress { label, progress })
+        .await
+        .map_err(|error| match error.downcast::<commands::Failed>() {
+            Ok(failed) => anyhow::anyhow!("{failed} (its output is above)"),
+            Err(error) => error,
+        })?;
+    progress
+        .line(format!(
+            "{label} commands done ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
+        .await;
+    Ok(())
+}
+
+/// A deploy's report: every line to the pusher.
+struct ToProgress<'a> {
+    label: &'static str,
+    progress: &'a Progress,
+}
+
+impl commands::Report for ToProgress<'_> {
+    async fn event(&mut self, event: CommandEvent) {
+        let label = self.label;
+        let line = match event {
+            CommandEvent::Started(command) => format!("{label} command: {command}"),
+            CommandEvent::Line(line) => format!("  {line}"),
+            CommandEvent::Done(took) => {
+                format!("{label} command done ({:.1} s)", took.as_secs_f64())
             }
         };
-        // Whatever it left running in its group must not outlive the step.
-        child.signal_group(nix::sys::signal::Signal::SIGKILL);
-        drop(child);
-        // The last lines may still be in the pipe's readers.
-        while let Ok(Some(line)) = tokio::time::timeout(LAST_LINES_WAIT, output.recv()).await {
-            progress.line(format!("  {line}")).await;
-        }
-        if !exit.success() {
-            anyhow::bail!("the release command `{command}` {exit} (its output is above)");
-        }
-        progress
-            .line(format!(
-                "release command done ({:.1} s)",
-                started.elapsed().as_secs_f64()
-            ))
-            .await;
+        self.progress.line(line).await;
     }
-    Ok(())
 }
 
 /// What a generation of the release in `dir` starts from: its app file, the

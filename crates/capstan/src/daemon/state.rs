@@ -144,7 +144,10 @@ impl State {
                     Generation::start(&instance).await
                 };
                 match started.await {
-                    Ok(generation) => entry.live = Some((number, generation)),
+                    Ok(mut generation) => {
+                        generation.go_live(None);
+                        entry.live = Some((number, generation));
+                    }
                     Err(error) => {
                         tracing::error!(
                             app = name.as_str(),
@@ -236,7 +239,10 @@ impl State {
                 answer,
             } => {
                 if let Some(entry) = self.apps.get_mut(app.as_str()) {
-                    let old = entry.live.replace((release, generation));
+                    let mut generation = generation;
+                    let mut old = entry.live.take();
+                    generation.go_live(old.as_mut().map(|(_, g)| g));
+                    entry.live = Some((release, generation));
                     entry.failed = false;
                     self.publish_routes();
                     if let Some((_, old)) = old {

@@ -14,6 +14,7 @@ mod cron;
 mod daemon;
 mod daemon_load;
 // Shared by the daemon tests; not every file uses every helper.
+mod daemon_build;
 #[allow(dead_code)]
 mod daemon_support;
 mod daemon_tls;

@@ -11,6 +11,7 @@ mod cache;
 mod conditional;
 mod encoding;
 mod lookup;
+mod previous;
 mod range;
 mod resolve;
 mod route;

@@ -75,6 +75,8 @@ pub struct StaticFiles {
     /// Longest prefix first, so the first match is the most specific.
     pub(super) routes: Vec<Route>,
     pub(super) cache: Cache,
+    /// The previous release's files, for `[static] keep_previous`; set once.
+    pub(super) previous: std::sync::OnceLock<super::previous::Previous>,
 }
 
 /// A validated [`StaticRoute`].
@@ -86,6 +88,8 @@ pub(super) struct Route {
     pub(super) root: Arc<Path>,
     /// `public, max-age=<secs>`, built once.
     pub(super) cache_control: HeaderValue,
+    /// What the route was made from, for a later generation's `keep_previous`.
+    pub(super) max_age: Duration,
 }
 
 impl fmt::Debug for StaticFiles {
@@ -135,6 +139,7 @@ impl StaticFiles {
                 prefix: prefix.into(),
                 root: root.into(),
                 cache_control,
+                max_age: route.max_age,
             });
         }
         table.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -142,6 +147,7 @@ impl StaticFiles {
         Ok(StaticFiles {
             routes: table,
             cache,
+            previous: std::sync::OnceLock::new(),
         })
     }
 

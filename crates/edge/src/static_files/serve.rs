@@ -30,8 +30,29 @@ const CHUNK: usize = 256 * 1024;
 const ATTEMPTS: usize = 3;
 
 impl StaticFiles {
-    /// Serves the request. Only called when matches() was true.
+    /// Serves the request. Only called when matches() was true. A file these
+    /// routes do not have may come from the previous release's
+    /// (`keep_previous`), under the same checks.
     pub async fn serve(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+        let response = self.serve_here(method, uri, headers).await;
+        if response.status() != StatusCode::NOT_FOUND {
+            return response;
+        }
+        match self.live_previous() {
+            Some(previous) if previous.matches(uri.path()) => {
+                let older = previous.serve_here(method, uri, headers).await;
+                if older.status() == StatusCode::NOT_FOUND {
+                    response
+                } else {
+                    older
+                }
+            }
+            _ => response,
+        }
+    }
+
+    /// Serves the request from these routes alone.
+    async fn serve_here(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
         let head = method == Method::HEAD;
         if !head && method != Method::GET {
             return method_not_allowed();

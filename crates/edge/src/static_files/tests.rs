@@ -822,3 +822,38 @@ async fn the_longest_matching_prefix_wins_at_a_slash_boundary() {
     assert!(!files.matches("/"));
     assert!(!files.matches("/api/static/x"));
 }
+
+#[tokio::test]
+async fn keep_previous_serves_what_the_new_release_lost_until_it_expires_and_never_outside() {
+    let old = fixture();
+    old.write("app-v1.css", "old css");
+    old.write("both.css", "old both");
+    let new = fixture();
+    new.write("both.css", "new both");
+    let until = std::time::Instant::now() + Duration::from_millis(400);
+    assert!(new.files.keep_previous(old.files.routes(), until).unwrap());
+    let reply = new.get("/static/app-v1.css").await;
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (StatusCode::OK, &b"old css"[..])
+    );
+    // The new release's own file always wins.
+    assert_eq!(&new.get("/static/both.css").await.body[..], b"new both");
+    // The same sanitizer: nothing outside the previous roots.
+    for target in [
+        "/static/../outside/secret.txt",
+        "/static/%2e%2e/outside/secret.txt",
+        "/static/..%2fCargo.toml",
+    ] {
+        let reply = new.get(target).await;
+        assert!(reply.status.is_client_error(), "{target}: {}", reply.status);
+        assert!(!reply.body.starts_with(b"secret") && !reply.body.starts_with(b"[secret]"));
+    }
+    // Set once.
+    assert!(!new.files.keep_previous(Vec::new(), until).unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        new.get("/static/app-v1.css").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
