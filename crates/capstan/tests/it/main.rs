@@ -12,6 +12,7 @@ mod conformance;
 mod crashes;
 mod cron;
 mod daemon;
+mod daemon_ops;
 // Shared by the daemon tests; not every file uses every helper.
 #[allow(dead_code)]
 mod daemon_support;
