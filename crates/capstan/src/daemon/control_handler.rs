@@ -52,27 +52,35 @@ impl ControlHandler {
                 answer,
             })
             .await??;
-        let _end = EndOnDrop {
-            app: app.clone(),
+        let mut end = EndOnDrop {
+            app: Some(app.clone()),
             events: self.events.clone(),
         };
-        run(begun).await
+        let result = run(begun).await;
+        // Ended before the answer goes out, so the caller's next operation
+        // is not refused as overlapping this one.
+        if let Some(app) = end.app.take() {
+            let _ = self.events.send(Event::End { app }).await;
+        }
+        result
     }
 }
 
-/// Tells the loop the operation ended, however its task ends.
+/// Tells the loop the operation ended when its task ends without saying so
+/// (a panic).
 struct EndOnDrop {
-    app: AppName,
+    app: Option<AppName>,
     events: mpsc::Sender<Event>,
 }
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        let events = self.events.clone();
-        let app = self.app.clone();
-        tokio::spawn(async move {
-            let _ = events.send(Event::End { app }).await;
-        });
+        if let Some(app) = self.app.take() {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(Event::End { app }).await;
+            });
+        }
     }
 }
 
