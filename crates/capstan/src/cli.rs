@@ -50,6 +50,29 @@ pub enum Command {
     /// status, and which one is live (*).
     Releases(ReleasesArgs),
 
+    /// Put an earlier release of an app live again: no build, no release
+    /// commands, zero downtime. Without N, the built release before the live one.
+    Rollback(RollbackArgs),
+
+    /// Start a new generation of an app's live release, zero downtime.
+    Restart(AppArg),
+
+    /// An app's variables set on the server (over its app file's [env]):
+    /// `capstan env APP` lists them, `set K=V...` and `unset K...` change
+    /// them and restart the app, zero downtime. Kept in <root>/apps/APP/env
+    /// (mode 0600), never in a release.
+    Env(EnvArgs),
+
+    /// How many of each of an app's processes run: `web=N` is the number of
+    /// Python workers, `NAME=M` runs M copies of a [processes] entry (0 stops
+    /// it). Applied with a new generation, zero downtime; kept across deploys
+    /// and daemon restarts.
+    Scale(ScaleArgs),
+
+    /// Every app's processes (or one app's): name, pid, state, release,
+    /// uptime, restarts, memory.
+    Ps(PsArgs),
+
     /// What git runs in an app's repository (the pre-receive hook): hands the
     /// push to the daemon and shows its progress.
     #[command(hide = true)]
@@ -68,19 +91,27 @@ pub enum Command {
     /// and `python` are the app's), its environment (`[env]`, .env, .flaskenv)
     /// and the app's folder.
     ///
+    /// On a server, name an app of the daemon instead of a folder: the
+    /// command runs in its live release with its venv, its env (with the
+    /// server's variables) and as the app's user.
+    ///
     /// Standard input and output are the terminal's, so `flask shell` works;
     /// capstan exits with the command's exit status.
     #[command(after_help = "Examples:\n  capstan exec . -- flask db upgrade\n  \
                       capstan exec ./mysite -- python manage.py collectstatic --noinput\n  \
-                      capstan exec -- flask shell")]
+                      capstan exec -- flask shell\n  \
+                      capstan exec blog -- flask shell   (the daemon's app blog)")]
     Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The app's folder.
+    /// The app's folder, or the name of a daemon's app (when no such folder is here).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// Use this existing virtualenv instead of <DIR>/.capstan/venv.
     #[arg(long, value_name = "DIR")]
@@ -222,6 +253,15 @@ pub enum AppsCommand {
         #[arg(long = "domain", value_name = "DOMAIN")]
         domains: Vec<String>,
     },
+    /// Stop an app and remove it: its processes, its domains, its
+    /// certificates' renewal, its folder (releases, data, env) and its user.
+    Destroy {
+        /// The app's name.
+        name: String,
+        /// Do not ask to type the app's name to confirm.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +282,77 @@ pub struct ReleasesArgs {
     pub root: RootArg,
     /// The app.
     pub app: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppArg {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// The release to put live [default: the built one before the live one].
+    pub release: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  capstan env blog\n  \
+                  capstan env blog set SECRET_KEY=abc DATABASE_URL=postgres://db/blog\n  \
+                  capstan env blog unset DATABASE_URL")]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<EnvCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Set variables (K=V ...), then restart the app.
+    Set {
+        #[arg(required = true, value_name = "K=V")]
+        vars: Vec<String>,
+    },
+    /// Remove variables set on the server (K ...), then restart the app.
+    Unset {
+        #[arg(required = true, value_name = "K")]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  capstan scale blog web=4 tasks=2")]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// `web=N` (workers) and `NAME=M` ([processes] copies).
+    #[arg(required = true, value_name = "NAME=N")]
+    pub counts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// One app [default: every app].
+    pub app: Option<String>,
     /// Print the list as JSON.
     #[arg(long)]
     pub json: bool,

@@ -17,7 +17,7 @@ use crate::app_env;
 use crate::cli::ExecArgs;
 
 /// The exit status of a command that could not be found, as shells use it.
-const NOT_FOUND: u8 = 127;
+pub(crate) const NOT_FOUND: u8 = 127;
 
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let app = capstan_config::load(&args.dir)?;
@@ -41,6 +41,19 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(NOT_FOUND));
     };
 
+    let child = tokio::process::Command::new(&resolved)
+        .arg0(program)
+        .args(rest)
+        .envs(env)
+        .current_dir(&workdir)
+        .spawn()
+        .with_context(|| format!("could not start `{}`", resolved.display()))?;
+    wait_attached(child).await
+}
+
+/// Waits for a command attached to the terminal and gives its exit status
+/// (128+N when signal N ended it).
+pub(crate) async fn wait_attached(mut child: tokio::process::Child) -> anyhow::Result<ExitCode> {
     // Ctrl-C and Ctrl-\ reach the command from the terminal; capstan only
     // waits (these handlers keep it alive). TERM and HUP sent to capstan are
     // passed on, so a supervisor can stop the command.
@@ -48,13 +61,6 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut quit = signal(SignalKind::quit())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let mut child = tokio::process::Command::new(&resolved)
-        .arg0(program)
-        .args(rest)
-        .envs(env)
-        .current_dir(&workdir)
-        .spawn()
-        .with_context(|| format!("could not start `{}`", resolved.display()))?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
     let forward = |signal: Signal| {
         if let Some(pid) = pid {
@@ -80,7 +86,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
 
 /// Where `program` is: as given when it has a slash (relative to the working
 /// folder), else the first executable file of that name on `search`.
-fn find_program(program: &OsStr, search: &OsStr, workdir: &Path) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &OsStr, search: &OsStr, workdir: &Path) -> Option<PathBuf> {
     let name = Path::new(program);
     if program.as_encoded_bytes().contains(&b'/') {
         let path = workdir.join(name);

@@ -208,6 +208,16 @@ impl Generation {
         self.pool.as_ref()
     }
 
+    /// The web command (an app with `web = "command"`), when it has one.
+    pub fn web_command(&self) -> Option<&Supervised> {
+        self.web.as_ref()
+    }
+
+    /// The `[processes]`, one entry per running copy.
+    pub fn processes(&self) -> &[Supervised] {
+        &self.processes
+    }
+
     /// Once its Site is out of the route table: waits until no request
     /// holds it (or `deadline`), then stops everything of the generation.
     pub async fn drain(self, deadline: Instant) {

@@ -63,10 +63,21 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             cli::Command::Run(args) => run::run(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Reload(args) => run::reload(args).await.map(|()| ExitCode::SUCCESS),
-            cli::Command::Exec(args) => exec::exec(args).await,
+            cli::Command::Exec(args) => {
+                let root = args.root.path();
+                match daemon::exec::is_daemon_app(&root, &args.dir) {
+                    Some(app) => daemon::exec::exec(&root, &app, &args.command).await,
+                    None => exec::exec(args).await,
+                }
+            }
             cli::Command::Daemon(args) => daemon::daemon(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Apps(args) => daemon::client::apps(args).await,
             cli::Command::Releases(args) => daemon::client::releases(args).await,
+            cli::Command::Rollback(args) => daemon::ops_client::rollback(args).await,
+            cli::Command::Restart(args) => daemon::ops_client::restart(args).await,
+            cli::Command::Env(args) => daemon::ops_client::env(args).await,
+            cli::Command::Scale(args) => daemon::ops_client::scale(args).await,
+            cli::Command::Ps(args) => daemon::ops_client::ps(args).await,
             cli::Command::Hook(args) => daemon::client::hook(args).await,
         }
     });

@@ -9,12 +9,14 @@
 //! user and moves the inherited socket into place, and the worker socket's `recvmsg` into a
 //! buffer and ownership of the descriptors it receives.
 
+mod attached;
 mod child;
 mod exit;
 mod identity;
 mod output;
 mod socket;
 
+pub use attached::spawn_attached;
 pub use child::{Child, SpawnError, Spec, INHERITED_FD};
 pub use exit::Exit;
 pub use identity::Identity;

@@ -25,5 +25,5 @@ pub use capstan_proc::Identity;
 pub use capstan_wire::StaticMount;
 pub use error::{BootError, CallError};
 pub use pool::Pool;
-pub use process::{ProcessSpec, Supervised};
+pub use process::{ProcessSpec, ProcessStatus, Supervised};
 pub use spec::PoolSpec;

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan_proc::{Child, Identity, Spec};
@@ -33,8 +34,21 @@ pub struct ProcessSpec {
 /// A supervised process: restarted with exponential backoff whenever it ends,
 /// until [`Supervised::stop`].
 pub struct Supervised {
+    name: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    status: Arc<Mutex<ProcessStatus>>,
+}
+
+/// What a supervised process is doing now, for `ps`.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessStatus {
+    /// Its pid while it runs; `None` between two starts.
+    pub pid: Option<u32>,
+    /// When the running one started.
+    pub started: Option<Instant>,
+    /// How many times it was started again after ending.
+    pub restarts: u32,
 }
 
 impl Supervised {
@@ -47,8 +61,25 @@ impl Supervised {
     /// `None` is [`Supervised::start`].
     pub fn start_as(spec: ProcessSpec, identity: Option<Identity>) -> Supervised {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(spec, identity, stopped));
-        Supervised { stop, task }
+        let status = Arc::new(Mutex::new(ProcessStatus::default()));
+        let name = spec.name.clone();
+        let task = tokio::spawn(supervise(spec, identity, stopped, Arc::clone(&status)));
+        Supervised {
+            name,
+            stop,
+            task,
+            status,
+        }
+    }
+
+    /// Its name, as given in its spec.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its pid, start time and restart count now.
+    pub fn status(&self) -> ProcessStatus {
+        self.status.lock().expect("status lock").clone()
     }
 
     /// Stops the process group (SIGTERM, grace, SIGKILL) and its supervision.
@@ -58,9 +89,19 @@ impl Supervised {
     }
 }
 
-async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watch::Receiver<bool>) {
+async fn supervise(
+    spec: ProcessSpec,
+    identity: Option<Identity>,
+    mut stop: watch::Receiver<bool>,
+    status: Arc<Mutex<ProcessStatus>>,
+) {
     let mut backoff = FIRST_BACKOFF;
+    let mut first = true;
     while !is_stopped(&stop) {
+        if !first {
+            status.lock().expect("status lock").restarts += 1;
+        }
+        first = false;
         let mut command = Spec::shell(spec.name.clone(), &spec.command, spec.cwd.clone());
         command.env = spec.env.clone();
         command.identity = identity.clone();
@@ -68,8 +109,17 @@ async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watc
         match Child::spawn(command) {
             Ok(mut child) => {
                 tracing::info!(process = %spec.name, pid = child.pid(), command = %spec.command, "started");
+                {
+                    let mut now = status.lock().expect("status lock");
+                    now.pid = Some(child.pid());
+                    now.started = Some(Instant::now());
+                }
                 tokio::select! {
                     exit = child.wait() => {
+                        let mut now = status.lock().expect("status lock");
+                        now.pid = None;
+                        now.started = None;
+                        drop(now);
                         // Children the leader left in its group would run on beside
                         // the replacement: two copies of one worker.
                         child.signal_group(nix::sys::signal::Signal::SIGKILL);

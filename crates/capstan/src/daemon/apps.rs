@@ -1,6 +1,7 @@
 //! The daemon's record of each app beside what `capstan_deploy` keeps on
-//! disk: `<root>/apps/<app>/app.json`, the domains it answers.
+//! disk: `<root>/apps/<app>/app.json`, the domains it answers and its scale.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -15,6 +16,10 @@ const RECORD: &str = "app.json";
 pub struct AppRecord {
     /// The Host names it answers, normalized.
     pub domains: Vec<String>,
+    /// `capstan scale`: `web` (the worker count) and `[processes]` copies;
+    /// a name not here runs as the app file says.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scale: BTreeMap<String, u32>,
 }
 
 impl AppRecord {

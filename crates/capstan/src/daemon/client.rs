@@ -41,6 +41,10 @@ pub async fn apps(args: AppsArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Some(AppsCommand::Destroy { name, yes }) => {
+            let name = AppName::new(&name)?;
+            return super::ops_client::destroy(&client, name, yes, args.json).await;
+        }
         None => {
             let list = client.call(&AppsList {}).await?;
             if args.json {

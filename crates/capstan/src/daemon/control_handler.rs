@@ -1,7 +1,10 @@
 //! The control API's [`Handler`]: each call becomes an [`Event`] for the
-//! state loop, with a oneshot for its answer. Commands this daemon does not
-//! do yet answer so, as a 404 with what exists instead.
+//! state loop, with a oneshot for its answer. An operation (rollback,
+//! restart, scale, env set/unset, destroy) first asks the loop to begin,
+//! runs in the call's task, and says it ended even if it panicked.
+//! Commands this daemon does not do yet answer so, as a 404.
 
+use capstan_config::AppName;
 use capstan_control::answers::{
     AppCreated, AppDestroyed, AppList, DaemonStatus, EnvVars, Live, LogsEnd, ProcessList,
     ReleaseList, Restarted, Scaled,
@@ -13,7 +16,8 @@ use capstan_control::api::{
 use capstan_control::{ApiError, Caller, ErrorKind, Handler, Progress};
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::Event;
+use super::operations;
+use super::state::{Begun, Event};
 
 /// Sends every call to the state loop.
 pub struct ControlHandler {
@@ -29,12 +33,63 @@ impl ControlHandler {
     }
 }
 
+impl ControlHandler {
+    /// Begins `what` on `app` (refused while another operation runs there),
+    /// runs it, and ends it.
+    async fn operate<T, F>(
+        &self,
+        app: &AppName,
+        what: &'static str,
+        run: impl FnOnce(Begun) -> F,
+    ) -> Result<T, ApiError>
+    where
+        F: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let begun = self
+            .ask(|answer| Event::Begin {
+                app: app.clone(),
+                what,
+                answer,
+            })
+            .await??;
+        let mut end = EndOnDrop {
+            app: Some(app.clone()),
+            events: self.events.clone(),
+        };
+        let result = run(begun).await;
+        // Ended before the answer goes out, so the caller's next operation
+        // is not refused as overlapping this one.
+        if let Some(app) = end.app.take() {
+            let _ = self.events.send(Event::End { app }).await;
+        }
+        result
+    }
+}
+
+/// Tells the loop the operation ended when its task ends without saying so
+/// (a panic).
+struct EndOnDrop {
+    app: Option<AppName>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(app) = self.app.take() {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(Event::End { app }).await;
+            });
+        }
+    }
+}
+
 fn not_yet<T>(command: &str) -> Result<T, ApiError> {
     Err(ApiError::new(
         ErrorKind::NotFound,
         format!(
             "`capstan {command}` is not in this version of the daemon yet; \
-             what works now: apps, apps create, releases, and deploying with git push"
+             every other command of `capstan --help` works"
         ),
     ))
 }
@@ -52,8 +107,16 @@ impl Handler for ControlHandler {
         self.ask(|answer| Event::List { answer }).await
     }
 
-    async fn apps_destroy(&self, _: Caller, _: AppsDestroy) -> Result<AppDestroyed, ApiError> {
-        not_yet("apps destroy")
+    async fn apps_destroy(
+        &self,
+        _: Caller,
+        request: AppsDestroy,
+    ) -> Result<AppDestroyed, ApiError> {
+        let app = request.name;
+        self.operate(&app.clone(), "destroy", |begun| async move {
+            operations::destroy(&begun, app).await
+        })
+        .await
     }
 
     async fn releases(&self, _: Caller, request: Releases) -> Result<ReleaseList, ApiError> {
@@ -64,36 +127,85 @@ impl Handler for ControlHandler {
         .await?
     }
 
-    async fn rollback(&self, _: Caller, _: Rollback, _: Progress) -> Result<Live, ApiError> {
-        not_yet("rollback")
+    async fn rollback(
+        &self,
+        _: Caller,
+        request: Rollback,
+        progress: Progress,
+    ) -> Result<Live, ApiError> {
+        self.operate(&request.app.clone(), "rollback", |begun| async move {
+            operations::rollback(&begun, request, &progress).await
+        })
+        .await
     }
 
-    async fn env_list(&self, _: Caller, _: EnvList) -> Result<EnvVars, ApiError> {
-        not_yet("env")
+    async fn env_list(&self, _: Caller, request: EnvList) -> Result<EnvVars, ApiError> {
+        self.ask(|answer| Event::EnvList {
+            app: request.app,
+            answer,
+        })
+        .await?
     }
 
-    async fn env_set(&self, _: Caller, _: EnvSet, _: Progress) -> Result<Restarted, ApiError> {
-        not_yet("env set")
+    async fn env_set(
+        &self,
+        _: Caller,
+        request: EnvSet,
+        progress: Progress,
+    ) -> Result<Restarted, ApiError> {
+        self.operate(&request.app.clone(), "env set", |begun| async move {
+            operations::env_set(&begun, request, &progress).await
+        })
+        .await
     }
 
-    async fn env_unset(&self, _: Caller, _: EnvUnset, _: Progress) -> Result<Restarted, ApiError> {
-        not_yet("env unset")
+    async fn env_unset(
+        &self,
+        _: Caller,
+        request: EnvUnset,
+        progress: Progress,
+    ) -> Result<Restarted, ApiError> {
+        self.operate(&request.app.clone(), "env unset", |begun| async move {
+            operations::env_unset(&begun, request, &progress).await
+        })
+        .await
     }
 
-    async fn ps(&self, _: Caller, _: Ps) -> Result<ProcessList, ApiError> {
-        not_yet("ps")
+    async fn ps(&self, _: Caller, request: Ps) -> Result<ProcessList, ApiError> {
+        self.ask(|answer| Event::Ps {
+            app: request.app,
+            answer,
+        })
+        .await?
     }
 
-    async fn scale(&self, _: Caller, _: Scale, _: Progress) -> Result<Scaled, ApiError> {
-        not_yet("scale")
+    async fn scale(
+        &self,
+        _: Caller,
+        request: Scale,
+        progress: Progress,
+    ) -> Result<Scaled, ApiError> {
+        self.operate(&request.app.clone(), "scale", |begun| async move {
+            operations::scale(&begun, request, &progress).await
+        })
+        .await
     }
 
     async fn logs(&self, _: Caller, _: Logs, _: Progress) -> Result<LogsEnd, ApiError> {
         not_yet("logs")
     }
 
-    async fn restart(&self, _: Caller, _: Restart, _: Progress) -> Result<Restarted, ApiError> {
-        not_yet("restart")
+    async fn restart(
+        &self,
+        _: Caller,
+        request: Restart,
+        progress: Progress,
+    ) -> Result<Restarted, ApiError> {
+        let app = request.app;
+        self.operate(&app.clone(), "restart", |begun| async move {
+            operations::restart(&begun, app, &progress).await
+        })
+        .await
     }
 
     async fn deploy(

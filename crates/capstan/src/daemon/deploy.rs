@@ -4,20 +4,20 @@
 //! switch (done by the state loop), `current`, retention. Each step is a progress line with its
 //! time; a failure leaves the live release serving.
 //!
-//! Also what a restart of the daemon uses to bring a live release back
-//! ([`instance`]): the same venv and environment as its deploy had.
+//! Its last steps (prepare, start, switch) are `launch`'s, which rollback,
+//! restart, scale and env changes share.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use capstan_control::answers::Live;
 use capstan_control::{ApiError, Progress};
 use capstan_deploy::{AppDir, Building, DeployLock, Git, Oid, Releases, Repo, DEFAULT_KEEP};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::apps::AppRecord;
 use super::https::Https;
+use super::launch;
 use super::state::Event;
 use crate::app_env;
 use crate::commands::{self, Commands, Event as CommandEvent, Step};
@@ -97,20 +97,7 @@ pub async fn run(
         )));
     }
 
-    let (answer, switched) = oneshot::channel();
-    let switch = Event::Switch {
-        app: request.app.clone(),
-        release: number as u32,
-        generation,
-        answer,
-    };
-    if ctx.events.send(switch).await.is_err() {
-        return Err(ApiError::new(
-            capstan_control::ErrorKind::Unavailable,
-            "the daemon is stopping",
-        ));
-    }
-    let _ = switched.await;
+    launch::switch(&ctx.events, &request.app, number as u32, generation).await?;
     releases
         .activate(&lock, number)
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -131,14 +118,8 @@ pub async fn run(
             tracing::warn!(app = %request.app.as_str(), %error, "could not prune releases")
         }
     }
-    let http_url = |d: &str| match ctx.http_port {
-        80 => format!("http://{d}"),
-        port => format!("http://{d}:{port}"),
-    };
-    let url = record.domains.first().map(|d| match &ctx.https {
-        Some(https) => https.url(d),
-        None => http_url(d),
-    });
+    let http_url = |d: &str| launch::http_url(ctx.http_port, d);
+    let url = launch::url(ctx, &record);
     // A domain whose first order is still under way (or failing) is
     // served on plain HTTP only; the pusher should know that.
     let uncertified = ctx.https.iter().flat_map(|https| {
@@ -185,7 +166,8 @@ async fn build(
     progress: &Progress,
 ) -> anyhow::Result<Generation> {
     let dir = building.dir();
-    let (instance, venv_line) = instance(app_dir, &dir, record, https).await?;
+    let server_env = super::server_env::read(app_dir)?;
+    let (instance, venv_line) = launch::prepare(app_dir, &dir, record, &server_env, https).await?;
     progress.line(venv_line).await;
     if !instance.app.build.is_empty() {
         // The build writes into its release, as the app's user: the folder is
@@ -211,15 +193,7 @@ async fn build(
         progress,
     )
     .await?;
-    let started = Instant::now();
-    let generation = Generation::start(&instance).await?;
-    progress
-        .line(format!(
-            "health check passed ({:.1} s)",
-            started.elapsed().as_secs_f64()
-        ))
-        .await;
-    Ok(generation)
+    launch::start(&instance, progress).await
 }
 
 /// `[build]` or `[release] commands` (or a Procfile `release:`) in the
@@ -288,79 +262,6 @@ impl commands::Report for ToProgress<'_> {
         };
         self.progress.line(line).await;
     }
-}
-
-/// What a generation of the release in `dir` starts from: its app file, the
-/// store's venv for its dependencies, its env, and HTTPS when the daemon
-/// serves it (`https_redirect` in the app's file decides the redirect). Also
-/// says how the venv came.
-pub async fn instance(
-    app_dir: &AppDir,
-    dir: &Path,
-    record: &AppRecord,
-    https: Option<&Https>,
-) -> anyhow::Result<(Instance, String)> {
-    let app = capstan_config::load(dir)?;
-    let spec = capstan_venv::StoreSpec {
-        python: app.python.as_deref().unwrap_or("python3"),
-        requirements: app_env::requirements(&app),
-        app_root: dir,
-        installer: capstan_venv::Installer::detect(),
-    };
-    let started = Instant::now();
-    let name = app_dir.name().as_str().to_owned();
-    let stored = capstan_venv::ensure_in_store(&app_dir.venvs(), &spec, &mut |line: &str| {
-        tracing::info!(target: "capstan::output", process = "pip", app = %name, "{line}");
-    })
-    .await?;
-    let venv_line = match stored.outcome {
-        capstan_venv::Outcome::Reused => {
-            format!("venv reused ({:.1} s)", started.elapsed().as_secs_f64())
-        }
-        capstan_venv::Outcome::Built { elapsed } => {
-            format!("venv built ({:.1} s)", elapsed.as_secs_f64())
-        }
-    };
-    let venv = stored.venv;
-    let mut env = app_env::process_env(&app.env, &venv);
-    env.push(("CAPSTAN_DATA_DIR".into(), app_dir.data().into()));
-    // As root, the app's own system user; its data folder is its own.
-    let user = capstan_users::ensure_app_user(app_dir.name(), &app_dir.data())?;
-    let identity = user.identity();
-    if let Some(identity) = &identity {
-        std::os::unix::fs::chown(app_dir.data(), Some(identity.uid), Some(identity.gid))
-            .with_context(|| {
-                format!(
-                    "could not give {} to {}",
-                    app_dir.data().display(),
-                    user.name
-                )
-            })?;
-    }
-    let state = app_dir.path().join(".capstan");
-    std::fs::create_dir_all(&state)
-        .with_context(|| format!("could not create {}", state.display()))?;
-    let instance = Instance {
-        workdir: app_env::workdir(&app),
-        venv,
-        env,
-        state,
-        workers: None,
-        threads: None,
-        https_port: https
-            .filter(|_| app.http.https_redirect)
-            .map(|https| https.port),
-        certs: https.map(|https| std::sync::Arc::clone(&https.certs)),
-        access_log: app.http.access_log,
-        identity,
-        health_host: record
-            .domains
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "localhost".to_owned()),
-        app,
-    };
-    Ok((instance, venv_line))
 }
 
 /// The live release's folder (resolved, so a later switch of `current` does

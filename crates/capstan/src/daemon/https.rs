@@ -66,6 +66,16 @@ impl Certificates {
     }
 }
 
+impl Certificates {
+    /// Stops keeping `domains` certified and serving their certificates
+    /// (an app destroyed); the files stay in the store.
+    pub fn forget(&mut self, domains: &[String]) {
+        for domain in domains {
+            self.acme.remove(domain);
+        }
+    }
+}
+
 /// Where the ACME state is kept.
 fn store_dir(root: &Path) -> std::path::PathBuf {
     root.join("certs")

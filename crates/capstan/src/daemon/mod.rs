@@ -5,16 +5,30 @@
 //! - `state`: the loop over `Event`, the one owner of the apps;
 //! - `control_handler`: control requests as events;
 //! - `deploy`: a push's pipeline, from checkout to live;
+//! - `launch`: release folder to live generation (prepare, start, switch),
+//!   shared by deploy and the operations;
+//! - `operations`: rollback, restart, env set/unset, scale, destroy;
+//! - `server_env`: the server's variables of an app (`<app>/env`);
+//! - `ps`: a generation's processes as `capstan ps` lists them;
+//! - `exec`: `capstan exec APP`, run by the CLI as the app's user;
 //! - `apps`: the app record beside the deploy crate's folders;
 //! - `https`: the TLS listener, certificates by SNI and their ACME tasks;
 //! - `systemd_unit`: the unit file `--systemd-unit` prints;
-//! - `client`: the CLI's side (`apps`, `hook pre-receive`).
+//! - `client`: the CLI's side (`apps`, `hook pre-receive`);
+//! - `ops_client`: the CLI's side of the operations (rollback, restart, env,
+//!   scale, ps, apps destroy).
 
 mod apps;
 pub mod client;
 mod control_handler;
 mod deploy;
+pub mod exec;
 mod https;
+mod launch;
+mod operations;
+pub mod ops_client;
+mod ps;
+mod server_env;
 mod state;
 mod systemd_unit;
 

@@ -2,6 +2,10 @@
 //! requests (through `control_handler`) and deploy steps that change what
 //! serves (`Switch`) come in through one channel; nothing else touches the
 //! apps, their live generations or the route table.
+//!
+//! One operation per app at a time: a deploy, rollback, restart, scale, env
+//! change or destroy begins here (`Deploy`, `Begin`) and is refused while
+//! another runs on the same app; it says so with `End`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use capstan_config::AppName;
 use capstan_control::answers::{
-    AppCreated, AppList, AppState, AppSummary, DaemonStatus, Live, ReleaseInfo, ReleaseList,
-    ReleaseStatus,
+    AppCreated, AppList, AppProcesses, AppState, AppSummary, DaemonStatus, EnvVars, Live,
+    ProcessList, ReleaseInfo, ReleaseList, ReleaseStatus,
 };
 use capstan_control::api::{AppsCreate, Deploy};
 use capstan_control::{ApiError, Progress};
@@ -20,12 +24,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::apps::{self, AppRecord};
-use super::deploy;
 use super::https::{Certificates, Https};
+use super::{deploy, launch, ps, server_env};
 use crate::generation::Generation;
 
 /// How long a replaced generation gets to finish what it holds.
-const DRAIN: Duration = Duration::from_secs(30);
+pub const DRAIN: Duration = Duration::from_secs(30);
 
 /// Everything the loop reacts to.
 pub enum Event {
@@ -56,11 +60,48 @@ pub enum Event {
     Switch {
         app: AppName,
         release: u32,
-        generation: Generation,
+        /// Boxed: a generation is large, and events are moved through a channel.
+        generation: Box<Generation>,
         answer: oneshot::Sender<()>,
     },
-    /// A deploy ended, either way.
-    DeployEnded { app: AppName },
+    /// An operation that is not a push (rollback, restart, scale, env
+    /// set/unset, destroy) asks to begin: refused while another runs.
+    Begin {
+        app: AppName,
+        what: &'static str,
+        answer: oneshot::Sender<Result<Begun, ApiError>>,
+    },
+    /// A deploy or another operation ended, either way.
+    End { app: AppName },
+    /// `apps destroy`, under its operation: the app leaves the state and the
+    /// route table; its generation comes back to be drained.
+    Remove {
+        app: AppName,
+        answer: oneshot::Sender<Option<Generation>>,
+    },
+    /// `ps [APP]`.
+    Ps {
+        app: Option<AppName>,
+        answer: oneshot::Sender<Result<ProcessList, ApiError>>,
+    },
+    /// `env APP` (list).
+    EnvList {
+        app: AppName,
+        answer: oneshot::Sender<Result<EnvVars, ApiError>>,
+    },
+}
+
+/// What an operation that began gets: what it needs from the daemon and
+/// which release was live.
+pub struct Begun {
+    pub ctx: deploy::Context,
+    pub live: Option<u32>,
+}
+
+/// The operation running on an app, for the refusal of a second one.
+struct Operation {
+    what: &'static str,
+    since: chrono::DateTime<chrono::Utc>,
 }
 
 /// One app as the loop knows it.
@@ -68,7 +109,7 @@ struct AppEntry {
     name: AppName,
     domains: Vec<String>,
     live: Option<(u32, Generation)>,
-    deploying: bool,
+    operation: Option<Operation>,
     /// Its live release could not be started when the daemon started.
     failed: bool,
 }
@@ -130,7 +171,7 @@ impl State {
                 name: name.clone(),
                 domains: record.domains.clone(),
                 live: None,
-                deploying: false,
+                operation: None,
                 failed: false,
             };
             if let Some((number, dir)) = deploy::live_release(&app_dir)? {
@@ -140,7 +181,9 @@ impl State {
                     "starting the live release"
                 );
                 let started = async {
-                    let (instance, _) = deploy::instance(&app_dir, &dir, &record, https).await?;
+                    let server_env = server_env::read(&app_dir)?;
+                    let (instance, _) =
+                        launch::prepare(&app_dir, &dir, &record, &server_env, https).await?;
                     Generation::start(&instance).await
                 };
                 match started.await {
@@ -214,21 +257,17 @@ impl State {
                 progress,
                 answer,
             } => {
-                let Some(entry) = self.apps.get_mut(request.app.as_str()) else {
-                    let _ = answer.send(Err(ApiError::unknown_app(request.app.as_str())));
-                    return;
-                };
-                entry.deploying = true;
-                let ctx = deploy::Context {
-                    root: self.root.clone(),
-                    http_port: self.http_port,
-                    https: self.https.as_ref().map(|(https, _)| https.clone()),
-                    events: self.events.clone(),
+                let ctx = match self.begin(&request.app, "deploy") {
+                    Ok(begun) => begun.ctx,
+                    Err(error) => {
+                        let _ = answer.send(Err(error));
+                        return;
+                    }
                 };
                 tokio::spawn(async move {
                     let app = request.app.clone();
                     let result = deploy::run(&ctx, request, &progress).await;
-                    let _ = ctx.events.send(Event::DeployEnded { app }).await;
+                    let _ = ctx.events.send(Event::End { app }).await;
                     let _ = answer.send(result);
                 });
             }
@@ -239,7 +278,7 @@ impl State {
                 answer,
             } => {
                 if let Some(entry) = self.apps.get_mut(app.as_str()) {
-                    let mut generation = generation;
+                    let mut generation = *generation;
                     let mut old = entry.live.take();
                     generation.go_live(old.as_mut().map(|(_, g)| g));
                     entry.live = Some((release, generation));
@@ -251,12 +290,99 @@ impl State {
                 }
                 let _ = answer.send(());
             }
-            Event::DeployEnded { app } => {
+            Event::Begin { app, what, answer } => {
+                let _ = answer.send(self.begin(&app, what));
+            }
+            Event::End { app } => {
                 if let Some(entry) = self.apps.get_mut(app.as_str()) {
-                    entry.deploying = false;
+                    entry.operation = None;
                 }
             }
+            Event::Remove { app, answer } => {
+                let removed = self.apps.remove(app.as_str());
+                self.publish_routes();
+                let generation = removed.and_then(|entry| {
+                    if let Some((_, certificates)) = &mut self.https {
+                        certificates.forget(&entry.domains);
+                    }
+                    entry.live.map(|(_, generation)| generation)
+                });
+                let _ = answer.send(generation);
+            }
+            Event::Ps { app, answer } => {
+                let _ = answer.send(self.ps(app));
+            }
+            Event::EnvList { app, answer } => {
+                let _ = answer.send(self.env_list(app));
+            }
         }
+    }
+
+    /// Marks `what` as running on `app`, unless something else runs there.
+    fn begin(&mut self, app: &AppName, what: &'static str) -> Result<Begun, ApiError> {
+        let Some(entry) = self.apps.get_mut(app.as_str()) else {
+            return Err(ApiError::unknown_app(app.as_str()));
+        };
+        if let Some(running) = &entry.operation {
+            return Err(ApiError::busy(format!(
+                "a {} of {} is running since {} UTC; try again when it is done",
+                running.what,
+                app.as_str(),
+                running.since.format("%H:%M:%S")
+            )));
+        }
+        entry.operation = Some(Operation {
+            what,
+            since: chrono::Utc::now(),
+        });
+        Ok(Begun {
+            ctx: deploy::Context {
+                root: self.root.clone(),
+                http_port: self.http_port,
+                https: self.https.as_ref().map(|(https, _)| https.clone()),
+                events: self.events.clone(),
+            },
+            live: entry.live.as_ref().map(|(n, _)| *n),
+        })
+    }
+
+    fn ps(&self, app: Option<AppName>) -> Result<ProcessList, ApiError> {
+        if let Some(app) = &app {
+            if !self.apps.contains_key(app.as_str()) {
+                return Err(ApiError::unknown_app(app.as_str()));
+            }
+        }
+        let apps = self
+            .apps
+            .values()
+            .filter(|entry| app.as_ref().is_none_or(|app| app == &entry.name))
+            .map(|entry| AppProcesses {
+                app: entry.name.clone(),
+                processes: entry
+                    .live
+                    .as_ref()
+                    .map(|(release, generation)| ps::processes(*release, generation))
+                    .unwrap_or_default(),
+                // The cron jobs and their last runs, from the live generation's
+                // scheduler (or the retired one still finishing a run).
+                cron: entry
+                    .live
+                    .as_ref()
+                    .and_then(|(_, generation)| serde_json::to_value(generation.cron_status()).ok())
+                    .unwrap_or_else(|| serde_json::Value::Array(Vec::new())),
+            })
+            .collect();
+        Ok(ProcessList { apps })
+    }
+
+    fn env_list(&self, app: AppName) -> Result<EnvVars, ApiError> {
+        if !self.apps.contains_key(app.as_str()) {
+            return Err(ApiError::unknown_app(app.as_str()));
+        }
+        let app_dir =
+            AppDir::open(&self.root, &app).map_err(|e| ApiError::internal(e.to_string()))?;
+        let vars = server_env::read(&app_dir).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        Ok(EnvVars { app, vars })
     }
 
     fn create(&mut self, request: AppsCreate) -> Result<AppCreated, ApiError> {
@@ -294,6 +420,7 @@ impl State {
         };
         let record = AppRecord {
             domains: request.domains.clone(),
+            ..AppRecord::default()
         };
         Repo::init(&app_dir, &hook).map_err(|e| failed(&e))?;
         record.write(app_dir.path()).map_err(|e| failed(&e))?;
@@ -301,7 +428,7 @@ impl State {
             name: name.clone(),
             domains: request.domains,
             live: None,
-            deploying: false,
+            operation: None,
             failed: false,
         };
         let app = summary(&entry);
@@ -361,7 +488,7 @@ impl State {
 }
 
 fn summary(entry: &AppEntry) -> AppSummary {
-    let state = if entry.deploying {
+    let state = if entry.operation.is_some() {
         AppState::Deploying
     } else if entry.failed {
         AppState::Failed

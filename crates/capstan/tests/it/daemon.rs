@@ -304,7 +304,7 @@ fn the_server_commands_without_a_daemon_say_how_to_start_one() {
 }
 
 #[tokio::test]
-async fn a_control_command_not_in_this_daemon_yet_is_answered_so() {
+async fn an_operation_on_an_app_that_does_not_exist_is_answered_so() {
     let temp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(temp.path());
     let client = capstan_control::Client::connect(temp.path()).await.unwrap();
@@ -317,7 +317,7 @@ async fn a_control_command_not_in_this_daemon_yet_is_answered_so() {
     };
     let message = error.to_string();
     assert!(
-        message.contains("`capstan rollback` is not in this version of the daemon yet"),
+        message.contains("there is no app called \"blog\" on this server"),
         "{message}"
     );
     daemon.stop();

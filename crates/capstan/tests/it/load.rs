@@ -116,7 +116,10 @@ impl Load {
 impl Tally {
     /// Fails the test unless every request was answered well, and enough were.
     pub fn assert_clean(&self, at_least: u64, what: &str) {
-        eprintln!("{what}: {} requests answered, {} failed", self.ok, self.failures);
+        eprintln!(
+            "{what}: {} requests answered, {} failed",
+            self.ok, self.failures
+        );
         assert_eq!(
             self.failures, 0,
             "{what}: failed requests: {:#?}",
