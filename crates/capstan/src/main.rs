@@ -1,6 +1,7 @@
 //! The `capstan` command.
 
 mod app_env;
+mod app_logs;
 mod cli;
 mod control;
 mod daemon;
@@ -67,6 +68,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Daemon(args) => daemon::daemon(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Apps(args) => daemon::client::apps(args).await,
             cli::Command::Releases(args) => daemon::client::releases(args).await,
+            cli::Command::Logs(args) => daemon::client::logs(args).await,
             cli::Command::Hook(args) => daemon::client::hook(args).await,
         }
     });

@@ -12,10 +12,12 @@
 mod child;
 mod exit;
 mod identity;
+mod log;
 mod output;
 mod socket;
 
 pub use child::{Child, SpawnError, Spec, INHERITED_FD};
 pub use exit::Exit;
 pub use identity::Identity;
+pub use log::{Log, LogLines};
 pub use socket::{socketpair, FdSocket};

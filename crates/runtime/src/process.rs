@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use capstan_proc::{Child, Identity, Spec};
+use capstan_proc::{Child, Identity, Log, Spec};
 use tokio::sync::watch;
 
 use crate::stop::{is_stopped, stopped};
@@ -28,6 +28,8 @@ pub struct ProcessSpec {
     pub env: Vec<(OsString, OsString)>,
     /// How long it gets between SIGTERM and SIGKILL when stopping.
     pub kill_grace: Duration,
+    /// Where its output goes, each line labelled with its name.
+    pub log: Log,
 }
 
 /// A supervised process: restarted with exponential backoff whenever it ends,
@@ -64,6 +66,7 @@ async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watc
         let mut command = Spec::shell(spec.name.clone(), &spec.command, spec.cwd.clone());
         command.env = spec.env.clone();
         command.identity = identity.clone();
+        command.log = spec.log.clone();
         let started = Instant::now();
         match Child::spawn(command) {
             Ok(mut child) => {

@@ -221,6 +221,7 @@ async fn boot(
         inherit: Some(child_end),
         identity: spec.identity.clone(),
         lines: None,
+        log: spec.log.clone(),
     })?;
     let socket = Arc::new(
         FdSocket::new(parent).map_err(|e| BootError::Protocol(format!("worker socket: {e}")))?,

@@ -88,8 +88,15 @@ impl Handler for ControlHandler {
         not_yet("scale")
     }
 
-    async fn logs(&self, _: Caller, _: Logs, _: Progress) -> Result<LogsEnd, ApiError> {
-        not_yet("logs")
+    async fn logs(
+        &self,
+        _: Caller,
+        request: Logs,
+        progress: Progress,
+    ) -> Result<LogsEnd, ApiError> {
+        let app = request.app.clone();
+        let dir = self.ask(|answer| Event::LogsDir { app, answer }).await??;
+        super::logs::stream(dir, request, progress).await
     }
 
     async fn restart(&self, _: Caller, _: Restart, _: Progress) -> Result<Restarted, ApiError> {

@@ -20,6 +20,7 @@ use super::apps::AppRecord;
 use super::https::Https;
 use super::state::Event;
 use crate::app_env;
+use crate::app_logs::AppLogs;
 use crate::generation::{Generation, Instance};
 
 /// The git variables a hook may hand over, all paths into the repository.
@@ -41,6 +42,8 @@ pub struct Context {
     pub https: Option<Https>,
     /// Where `Switch` goes.
     pub events: mpsc::Sender<Event>,
+    /// The app's log files, for its new generation.
+    pub logs: capstan_logs::LogSink,
 }
 
 /// Runs the deploy of `request`, streaming its steps to `progress`.
@@ -76,7 +79,8 @@ pub async fn run(
     let dir = building.dir();
     let record = AppRecord::read(app_dir.path()).map_err(|e| ApiError::internal(e.to_string()))?;
 
-    let started = build(&app_dir, &dir, &record, ctx.https.as_ref(), progress).await;
+    let logs = AppLogs::Files(ctx.logs.clone());
+    let started = build(&app_dir, &dir, &record, ctx.https.as_ref(), &logs, progress).await;
     let generation = match started {
         Ok(generation) => generation,
         Err(error) => {
@@ -178,9 +182,10 @@ async fn build(
     dir: &Path,
     record: &AppRecord,
     https: Option<&Https>,
+    logs: &AppLogs,
     progress: &Progress,
 ) -> anyhow::Result<Generation> {
-    let (instance, venv_line) = instance(app_dir, dir, record, https).await?;
+    let (instance, venv_line) = instance(app_dir, dir, record, https, logs).await?;
     progress.line(venv_line).await;
     progress
         .line("build commands: skipped (capstan does not read [build] yet)")
@@ -263,6 +268,7 @@ pub async fn instance(
     dir: &Path,
     record: &AppRecord,
     https: Option<&Https>,
+    logs: &AppLogs,
 ) -> anyhow::Result<(Instance, String)> {
     let app = capstan_config::load(dir)?;
     let spec = capstan_venv::StoreSpec {
@@ -316,6 +322,7 @@ pub async fn instance(
             .map(|https| https.port),
         certs: https.map(|https| std::sync::Arc::clone(&https.certs)),
         access_log: app.http.access_log,
+        logs: logs.clone(),
         identity,
         health_host: record
             .domains

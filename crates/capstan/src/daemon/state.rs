@@ -22,6 +22,8 @@ use tokio::task::JoinSet;
 use super::apps::{self, AppRecord};
 use super::deploy;
 use super::https::{Certificates, Https};
+use super::logs;
+use crate::app_logs::AppLogs;
 use crate::generation::Generation;
 
 /// How long a replaced generation gets to finish what it holds.
@@ -61,6 +63,11 @@ pub enum Event {
     },
     /// A deploy ended, either way.
     DeployEnded { app: AppName },
+    /// `logs APP`: where its files are (the reading happens outside the loop).
+    LogsDir {
+        app: AppName,
+        answer: oneshot::Sender<Result<PathBuf, ApiError>>,
+    },
 }
 
 /// One app as the loop knows it.
@@ -71,6 +78,8 @@ struct AppEntry {
     deploying: bool,
     /// Its live release could not be started when the daemon started.
     failed: bool,
+    /// The one writer of its `logs/` folder.
+    logs: capstan_logs::LogSink,
 }
 
 /// The daemon's state.
@@ -85,6 +94,8 @@ pub struct State {
     /// With a TLS listener: HTTPS as generations see it, and the ACME tasks
     /// that keep every app's domains certified.
     https: Option<(Https, Certificates)>,
+    /// How every app's log files rotate (`[logs]` in the settings file).
+    rotation: capstan_logs::Rotation,
 }
 
 impl State {
@@ -103,7 +114,14 @@ impl State {
             events,
             started: Instant::now(),
             https: None,
+            rotation: capstan_logs::Rotation::default(),
         }
+    }
+
+    /// Rotates every app's log files as `rotation` says.
+    pub fn with_log_rotation(mut self, rotation: capstan_logs::Rotation) -> State {
+        self.rotation = rotation;
+        self
     }
 
     /// Serves every app over HTTPS too, with certificates for its domains.
@@ -126,12 +144,14 @@ impl State {
             let record = AppRecord::read(app_dir.path())?;
             self.certify(&name, &record.domains);
             let https = self.https.as_ref().map(|(https, _)| https);
+            let logs = logs::open(&app_dir, self.rotation)?;
             let mut entry = AppEntry {
                 name: name.clone(),
                 domains: record.domains.clone(),
                 live: None,
                 deploying: false,
                 failed: false,
+                logs: logs.clone(),
             };
             if let Some((number, dir)) = deploy::live_release(&app_dir)? {
                 tracing::info!(
@@ -140,12 +160,19 @@ impl State {
                     "starting the live release"
                 );
                 let started = async {
-                    let (instance, _) = deploy::instance(&app_dir, &dir, &record, https).await?;
+                    let files = AppLogs::Files(logs.clone());
+                    let (instance, _) =
+                        deploy::instance(&app_dir, &dir, &record, https, &files).await?;
                     Generation::start(&instance).await
                 };
                 match started.await {
-                    Ok(generation) => entry.live = Some((number, generation)),
+                    Ok(generation) => {
+                        logs::note(&logs, format!("release {number} started")).await;
+                        entry.live = Some((number, generation));
+                    }
                     Err(error) => {
+                        logs::note(&logs, format!("release {number} did not start: {error:#}"))
+                            .await;
                         tracing::error!(
                             app = name.as_str(),
                             release = number,
@@ -221,10 +248,11 @@ impl State {
                     http_port: self.http_port,
                     https: self.https.as_ref().map(|(https, _)| https.clone()),
                     events: self.events.clone(),
+                    logs: entry.logs.clone(),
                 };
                 tokio::spawn(async move {
                     let app = request.app.clone();
-                    let result = deploy::run(&ctx, request, &progress).await;
+                    let result = logs::logged_deploy(&ctx, request, &progress).await;
                     let _ = ctx.events.send(Event::DeployEnded { app }).await;
                     let _ = answer.send(result);
                 });
@@ -238,10 +266,16 @@ impl State {
                 if let Some(entry) = self.apps.get_mut(app.as_str()) {
                     let old = entry.live.replace((release, generation));
                     entry.failed = false;
+                    let logs = entry.logs.clone();
                     self.publish_routes();
-                    if let Some((_, old)) = old {
-                        self.draining.spawn(old.drain(Instant::now() + DRAIN));
-                    }
+                    let live = format!("release {release} is live");
+                    self.draining.spawn(async move {
+                        logs::note(&logs, live).await;
+                        if let Some((number, old)) = old {
+                            old.drain(Instant::now() + DRAIN).await;
+                            logs::note(&logs, format!("release {number} drained")).await;
+                        }
+                    });
                 }
                 let _ = answer.send(());
             }
@@ -249,6 +283,15 @@ impl State {
                 if let Some(entry) = self.apps.get_mut(app.as_str()) {
                     entry.deploying = false;
                 }
+            }
+            Event::LogsDir { app, answer } => {
+                let dir = match self.apps.get(app.as_str()) {
+                    Some(_) => AppDir::open(&self.root, &app)
+                        .map(|dir| dir.logs())
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                    None => Err(ApiError::unknown_app(app.as_str())),
+                };
+                let _ = answer.send(dir);
             }
         }
     }
@@ -291,12 +334,14 @@ impl State {
         };
         Repo::init(&app_dir, &hook).map_err(|e| failed(&e))?;
         record.write(app_dir.path()).map_err(|e| failed(&e))?;
+        let logs = logs::open(&app_dir, self.rotation).map_err(|e| failed(&e))?;
         let entry = AppEntry {
             name: name.clone(),
             domains: request.domains,
             live: None,
             deploying: false,
             failed: false,
+            logs,
         };
         let app = summary(&entry);
         self.apps.insert(name.as_str().to_owned(), entry);
