@@ -14,7 +14,7 @@ const ACME_KEYS: &[&str] = &["email", "directory", "ca_root"];
 const LOGS_KEYS: &[&str] = &["max_size", "keep"];
 
 /// The smallest `[logs] max_size`: a file must hold at least a few lines.
-const MIN_LOG_SIZE: u64 = 1024;
+const MIN_LOG_SIZE: u64 = 1000;
 
 /// What `<root>/capstan.toml` says; every value is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

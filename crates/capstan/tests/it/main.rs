@@ -13,6 +13,7 @@ mod crashes;
 mod cron;
 mod daemon;
 // Shared by the daemon tests; not every file uses every helper.
+mod daemon_logs;
 #[allow(dead_code)]
 mod daemon_support;
 mod daemon_tls;
