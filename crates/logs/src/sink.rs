@@ -131,6 +131,14 @@ impl LogLines for ProcessLog {
         // is left to write it.
         Box::pin(async move { drop(sink.send(label, text.into_bytes()).await) })
     }
+
+    fn note(&self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let capstan = ProcessName::new("capstan").expect("a valid name");
+            drop(sink.send(capstan.label(), text.into_bytes()).await)
+        })
+    }
 }
 
 /// `web.2` of process `web` is its second copy; any other name is the process.

@@ -15,6 +15,10 @@ pub trait LogLines: Send + Sync + 'static {
     /// `tasks`). The future waits while the sink is full, so a child that
     /// prints faster than the disk writes waits on its pipe.
     fn line(&self, label: &str, text: String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Stores a line of capstan's own about the child (it ended, it is
+    /// started again), apart from the child's output.
+    fn note(&self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// Where a child's lines go.
@@ -25,6 +29,16 @@ pub enum Log {
     Capstan,
     /// A sink of the caller's.
     To(Arc<dyn LogLines>),
+}
+
+impl Log {
+    /// Passes a line of capstan's own about a child to the sink; with
+    /// [`Log::Capstan`] the caller's `tracing` line says it already.
+    pub async fn note(&self, text: impl FnOnce() -> String) {
+        if let Log::To(sink) = self {
+            sink.note(text()).await;
+        }
+    }
 }
 
 impl fmt::Debug for Log {

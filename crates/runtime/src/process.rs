@@ -80,6 +80,7 @@ async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watc
                             backoff = FIRST_BACKOFF;
                         }
                         tracing::warn!(process = %spec.name, %exit, restart_in = ?backoff, "process ended; restarting it");
+                        spec.log.note(|| format!("{} {exit}; starting it again in {backoff:?}", spec.name)).await;
                     }
                     _ = stopped(&mut stop) => {
                         let exit = child.terminate(spec.kill_grace).await;
@@ -90,6 +91,9 @@ async fn supervise(spec: ProcessSpec, identity: Option<Identity>, mut stop: watc
             }
             Err(error) => {
                 tracing::error!(process = %spec.name, %error, restart_in = ?backoff, "could not start");
+                spec.log
+                    .note(|| format!("{error}; trying again in {backoff:?}"))
+                    .await;
             }
         }
         tokio::select! {

@@ -88,7 +88,8 @@ async fn an_apps_output_lands_in_its_log_files_and_capstan_logs_reads_and_follow
     checkout.write(
         "capstan.toml",
         &format!(
-            "{}[processes.tasks]\ncommand = \"echo tasks-started; exec sleep 600\"\n",
+            "{}[processes.tasks]\ncommand = \"echo tasks-started; exec sleep 600\"\n\
+             [processes.flaky]\ncommand = \"exit 4\"\n",
             crate::daemon_support::SYSTEM_PYTHON
         ),
     );
@@ -106,6 +107,11 @@ async fn an_apps_output_lands_in_its_log_files_and_capstan_logs_reads_and_follow
     assert!(access.contains(" access  | 127.0.0.1 - - ["), "{access}");
     wait_for_text(&logs.join("tasks.log"), " tasks   | tasks-started");
     wait_for_text(&logs.join("capstan.log"), "is live");
+    // The daemon's own lines about the app: a process that ends is restarted.
+    wait_for_text(
+        &logs.join("capstan.log"),
+        " capstan | flaky exited with status 4; starting it again in ",
+    );
     // Not on the daemon's own stderr any more.
     assert!(!daemon.stderr().contains("hello from the request"));
 
