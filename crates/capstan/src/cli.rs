@@ -72,6 +72,9 @@ pub enum Command {
     /// Every app's processes (or one app's): name, pid, state, release,
     /// uptime, restarts, memory.
     Ps(PsArgs),
+    /// An app's log lines, every process merged by time: the last `-n`, then
+    /// with `-f` each new one as it is written (across rotations).
+    Logs(LogsArgs),
 
     /// What git runs in an app's repository (the pre-receive hook): hands the
     /// push to the daemon and shows its progress.
@@ -274,6 +277,27 @@ pub struct HookArgs {
 pub enum HookKind {
     /// git's pre-receive: the ref updates on stdin, CAPSTAN_ROOT and CAPSTAN_APP set.
     PreReceive,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The app.
+    pub app: String,
+    /// Keep printing new lines as they are written, until Ctrl-C.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only this process's lines: web, tasks (a `[processes]` name),
+    /// cron.NAME, deploy, access, capstan.
+    #[arg(short = 'p', long = "process", value_name = "NAME")]
+    pub process: Option<String>,
+    /// How many past lines to print first.
+    #[arg(short = 'n', long = "lines", default_value_t = 100)]
+    pub lines: u32,
+    /// Print each line as a JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,8 @@ pub struct Instance {
     pub certs: Option<Arc<CertStore>>,
     /// Write the access log for the app's requests.
     pub access_log: bool,
+    /// Where the processes' lines and the access log go.
+    pub logs: crate::app_logs::AppLogs,
     /// The user every process of the generation runs as; `None`: capstan's own.
     pub identity: Option<capstan_proc::Identity>,
     /// The Host of the health check: the first domain (`--domain` or the
@@ -122,6 +124,11 @@ impl Generation {
                     cwd: app.root.clone(),
                     env: instance.env.clone(),
                     identity: instance.identity.clone(),
+                    logs: app
+                        .cron
+                        .keys()
+                        .map(|name| (name.clone(), instance.logs.process(&format!("cron.{name}"))))
+                        .collect(),
                 },
                 live: None,
                 retired: None,
@@ -143,6 +150,7 @@ impl Generation {
                     cwd: app.root.clone(),
                     env: instance.env.clone(),
                     kill_grace: Duration::from_secs(10),
+                    log: instance.logs.process(name),
                 },
                 instance.identity.clone(),
             ));
@@ -298,6 +306,7 @@ async fn start_backend(
             );
             spec.env = instance.env.clone();
             spec.identity = instance.identity.clone();
+            spec.log = instance.logs.process("web");
             if let Some(workers) = instance.workers.or(app.workers) {
                 spec.workers = workers;
             }
@@ -329,6 +338,7 @@ async fn start_backend(
                     cwd: instance.workdir.clone(),
                     env: loopback::command_env(&instance.env, port),
                     kill_grace: Duration::from_secs(10),
+                    log: instance.logs.process("web"),
                 },
                 instance.identity.clone(),
             );
@@ -370,6 +380,7 @@ fn build_site(
         hsts: app.http.hsts,
         certs: instance.certs.clone(),
         access_log: instance.access_log,
+        access_log_to: instance.logs.access(),
         compression: app.http.compression,
         dropped: Some(dropped),
     })

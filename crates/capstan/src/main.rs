@@ -1,6 +1,7 @@
 //! The `capstan` command.
 
 mod app_env;
+mod app_logs;
 mod cli;
 mod commands;
 mod control;
@@ -78,6 +79,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Env(args) => daemon::ops_client::env(args).await,
             cli::Command::Scale(args) => daemon::ops_client::scale(args).await,
             cli::Command::Ps(args) => daemon::ops_client::ps(args).await,
+            cli::Command::Logs(args) => daemon::client::logs(args).await,
             cli::Command::Hook(args) => daemon::client::hook(args).await,
         }
     });

@@ -85,6 +85,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map(|addr| addr.port()),
         certs,
         access_log,
+        logs: crate::app_logs::AppLogs::Capstan,
         identity: None,
         health_host: domains
             .first()

@@ -9,8 +9,12 @@ use crate::error::ConfigError;
 use crate::names::check_email;
 use crate::toml_tree::{Doc, Field};
 
-const KEYS: &[&str] = &["listen", "tls_listen", "acme"];
+const KEYS: &[&str] = &["listen", "tls_listen", "acme", "logs"];
 const ACME_KEYS: &[&str] = &["email", "directory", "ca_root"];
+const LOGS_KEYS: &[&str] = &["max_size", "keep"];
+
+/// The smallest `[logs] max_size`: a file must hold at least a few lines.
+const MIN_LOG_SIZE: u64 = 1000;
 
 /// What `<root>/capstan.toml` says; every value is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct DaemonSettings {
     /// `[acme] ca_root`: a CA certificate to trust for that server (relative
     /// paths are read from the root).
     pub acme_ca_root: Option<PathBuf>,
+    /// `[logs] max_size = "10MB"`: an app's log file is rotated past this.
+    pub logs_max_size: Option<u64>,
+    /// `[logs] keep = 5`: how many rotated files of each stay.
+    pub logs_keep: Option<usize>,
 }
 
 /// Reads `<root>/capstan.toml`; a missing file is all defaults.
@@ -79,6 +87,26 @@ pub fn load_daemon_settings(root: &Path) -> Result<DaemonSettings, ConfigError> 
                             }
                             settings.acme_ca_root = Some(path);
                         }
+                        _ => unreachable!("check_keys let through {}", f.key),
+                    }
+                }
+            }
+            "logs" => {
+                let logs = f.table()?;
+                logs.check_keys(LOGS_KEYS)?;
+                for f in logs.fields() {
+                    match f.key {
+                        "max_size" => {
+                            let size = f.size()?;
+                            if size < MIN_LOG_SIZE {
+                                return Err(f.bad(format_args!(
+                                    "{size} bytes is too small for a log file; give at \
+                                     least \"1KB\" (e.g. \"10MB\")"
+                                )));
+                            }
+                            settings.logs_max_size = Some(size);
+                        }
+                        "keep" => settings.logs_keep = Some(f.int_in(0..=1000)? as usize),
                         _ => unreachable!("check_keys let through {}", f.key),
                     }
                 }
@@ -139,6 +167,22 @@ mod tests {
     }
 
     #[test]
+    fn logs_rotation_is_read_and_checked() {
+        let s = load("[logs]\nmax_size = \"2KB\"\nkeep = 2\n").unwrap();
+        assert_eq!((s.logs_max_size, s.logs_keep), (Some(2000), Some(2)));
+        let err = load("[logs]\nmax_size = \"12\"\n").unwrap_err();
+        assert!(
+            err.starts_with("<root>/capstan.toml:2: bad value for `max_size`"),
+            "{err}"
+        );
+        assert!(err.contains("too small"), "{err}");
+        let err = load("[logs]\nkeep = -1\n").unwrap_err();
+        assert!(err.starts_with("<root>/capstan.toml:2:"), "{err}");
+        let err = load("[logs]\nsize = 3\n").unwrap_err();
+        assert!(err.contains("expected one of: max_size, keep"), "{err}");
+    }
+
+    #[test]
     fn bad_settings_name_the_file_line_and_key() {
         assert_eq!(
             load("listen = \"127.0.0.1:8080\"\ntls_listen = \"localhost\"\n").unwrap_err(),
@@ -148,7 +192,7 @@ mod tests {
         assert_eq!(
             load("listn = \"x\"\n").unwrap_err(),
             "<root>/capstan.toml:1: unknown key `listn` in <root>/capstan.toml; expected one of: \
-             listen, tls_listen, acme"
+             listen, tls_listen, acme, logs"
         );
         assert!(load("[acme]\ndirectory = \"http://x\"\n")
             .unwrap_err()

@@ -121,8 +121,27 @@ pub(crate) fn check_process_name(name: &str) -> Result<(), String> {
              [release]; pick another name"
         ));
     }
+    check_not_a_log_name(name)
+}
+
+/// Refuses the names of an app's log files that are not a process's.
+pub(crate) fn check_not_a_log_name(name: &str) -> Result<(), String> {
+    if let Some(log) = LOG_NAMES.iter().find(|reserved| **reserved == name) {
+        return Err(format!(
+            "`{name}` is reserved: on a server logs/{log}.log holds {}; pick another name",
+            match *log {
+                "deploy" => "every deploy's output",
+                "access" => "the access log",
+                "capstan" => "the daemon's lines about the app",
+                _ => "the build commands' output",
+            }
+        ));
+    }
     Ok(())
 }
+
+/// Log files of an app that are not a `[processes]` entry's.
+const LOG_NAMES: [&str; 4] = ["deploy", "access", "capstan", "build"];
 
 /// Checks a cron job name (`[cron.<name>]`); returns the problem.
 pub(crate) fn check_cron_name(name: &str) -> Result<(), String> {
@@ -262,6 +281,10 @@ mod tests {
         assert!(check_process_name("../x").is_err());
         assert!(check_process_name("a b").is_err());
         assert!(check_process_name("web").unwrap_err().contains("reserved"));
+        for name in ["deploy", "access", "capstan", "build"] {
+            let error = check_process_name(name).unwrap_err();
+            assert!(error.contains(&format!("logs/{name}.log")), "{error}");
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn entries(text: &str) -> Result<Vec<(usize, &str, &str)>, ConfigError> {
                 ),
             ));
         }
+        crate::names::check_not_a_log_name(name).map_err(|e| syntax(line, e))?;
         if command.is_empty() {
             return Err(syntax(
                 line,

@@ -39,6 +39,13 @@ impl Progress {
         let _ = self.tx.send(line.into()).await;
     }
 
+    /// A progress whose lines come out of the receiver, for a caller that
+    /// passes them on (to the client and to a log file).
+    pub fn channel() -> (Progress, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(BUFFERED_LINES);
+        (Progress { tx }, rx)
+    }
+
     /// Whether the client went away (its connection closed).
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()

@@ -1,11 +1,12 @@
 //! How a run is started: the caller's [`Launcher`] turns a job into a running
 //! process group (the app's user, env and live release are the caller's to know).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use capstan_config::CronJob;
-use capstan_proc::{Child, Identity, SpawnError, Spec};
+use capstan_proc::{Child, Identity, Log, SpawnError, Spec};
 
 /// Starts one run of a job. The child must lead its own process group, as every
 /// [`capstan_proc::Child`] does, so the scheduler can stop it and all it started.
@@ -36,7 +37,7 @@ impl From<SpawnError> for LaunchError {
 
 /// Runs the job's command with `/bin/sh -c` in `cwd` with `env`, its output
 /// logged under `cron.NAME` (the name of its log file).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ShellLauncher {
     /// The directory runs start in: the live release.
     pub cwd: PathBuf,
@@ -44,6 +45,9 @@ pub struct ShellLauncher {
     pub env: Vec<(OsString, OsString)>,
     /// The app's user; `None` runs as capstan's own.
     pub identity: Option<Identity>,
+    /// Where each job's lines go, by job name (the daemon's
+    /// `logs/cron.NAME.log`); a job not in it logs to capstan's own output.
+    pub logs: BTreeMap<String, Log>,
 }
 
 impl Launcher for ShellLauncher {
@@ -51,6 +55,7 @@ impl Launcher for ShellLauncher {
         let mut spec = Spec::shell(format!("cron.{name}"), &job.command, self.cwd.clone());
         spec.env = self.env.clone();
         spec.identity = self.identity.clone();
+        spec.log = self.logs.get(name).cloned().unwrap_or_default();
         Ok(Child::spawn(spec)?)
     }
 }

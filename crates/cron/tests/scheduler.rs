@@ -41,6 +41,7 @@ fn launcher(dir: &Path) -> ShellLauncher {
         cwd: dir.to_path_buf(),
         env: vec![("GREETING".into(), "hello".into())],
         identity: None,
+        logs: Default::default(),
     }
 }
 

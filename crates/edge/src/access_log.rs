@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Buf;
+use capstan_runtime::Log;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 /// What is known of a request when its response starts.
@@ -24,6 +25,9 @@ pub struct Entry {
     pub started: Instant,
     /// Its wall-clock arrival time, for the log line.
     pub at: SystemTime,
+    /// Where the line goes: capstan's output (stdout under `capstan run`)
+    /// or the app's `access.log`.
+    pub to: Log,
 }
 
 /// A response body that writes the access log line when it ends or is dropped.
@@ -78,8 +82,7 @@ impl<B> Drop for Logged<B> {
         if let Some(entry) = self.entry.take() {
             let when = common_log_time(entry.at);
             let micros = entry.started.elapsed().as_micros();
-            tracing::info!(
-                target: "capstan::access",
+            let line = format!(
                 "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" {}us",
                 entry.client,
                 when,
@@ -90,6 +93,12 @@ impl<B> Drop for Logged<B> {
                 entry.user_agent,
                 micros
             );
+            match entry.to {
+                Log::Capstan => tracing::info!(target: "capstan::access", "{line}"),
+                // A drop cannot wait for the sink; its own task can. The
+                // file's time is when the line is written, a moment later.
+                Log::To(sink) => drop(tokio::spawn(sink.line("access", line))),
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ fn static_site(dir: &std::path::Path, text: &str) -> Arc<Site> {
         hsts: false,
         certs: None,
         access_log: false,
+        access_log_to: capstan_runtime::Log::Capstan,
         compression: false,
         dropped: None,
     })

@@ -177,7 +177,11 @@ async fn serve_connection<S>(
         async move {
             let access_log = site.as_ref().map_or(options.access_log, |s| s.access_log);
             let compress = site.as_ref().is_some_and(|s| s.compression);
-            let entry = access_log.then(|| entry_for(&request, &conn));
+            let to = site
+                .as_ref()
+                .map(|s| s.access_log_to.clone())
+                .unwrap_or_default();
+            let entry = access_log.then(|| entry_for(&request, &conn, to));
             let held = site.clone();
             let app = tower::service_fn(move |request: Request<Incoming>| {
                 let site = site.clone();
@@ -233,7 +237,7 @@ async fn serve_connection<S>(
     }
 }
 
-fn entry_for(request: &Request<Incoming>, conn: &Connection) -> Entry {
+fn entry_for(request: &Request<Incoming>, conn: &Connection, to: capstan_runtime::Log) -> Entry {
     let header = |name: header::HeaderName| {
         request
             .headers()
@@ -251,6 +255,7 @@ fn entry_for(request: &Request<Incoming>, conn: &Connection) -> Entry {
         user_agent: header(header::USER_AGENT),
         started: Instant::now(),
         at: SystemTime::now(),
+        to,
     }
 }
 

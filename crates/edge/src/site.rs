@@ -56,6 +56,8 @@ pub struct Site {
     pub certs: Option<Arc<CertStore>>,
     /// Write the access log for this app's requests.
     pub access_log: bool,
+    /// Where it goes: capstan's output, or the app's `access.log`.
+    pub access_log_to: capstan_runtime::Log,
     /// Compress this app's text responses for clients that accept it.
     pub compression: bool,
     /// Dropped with the Site, so its receiver wakes once nothing (no table,

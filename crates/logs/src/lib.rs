@@ -26,6 +26,6 @@ pub use error::Error;
 pub use follow::{follow, POLL, REORDER};
 pub use line::{Line, MAX_LINE};
 pub use name::{Label, ProcessName};
-pub use read::tail;
+pub use read::{list, tail};
 pub use sink::{LogSink, ProcessWriter};
 pub use writer::{LogDir, Rotation};

@@ -43,7 +43,7 @@ pub(crate) fn is_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// The processes that have a live log file in `dir`, by name.
-pub(crate) fn list(dir: &Path) -> Result<Vec<ProcessName>, Error> {
+pub fn list(dir: &Path) -> Result<Vec<ProcessName>, Error> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(Error::io(dir))? {
         let entry = entry.map_err(Error::io(dir))?;

@@ -8,7 +8,12 @@
 //! channel is bounded: if the disk is slower than a process prints, senders
 //! wait, and the process waits on its pipe, instead of memory growing.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use capstan_proc::LogLines;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,6 +77,15 @@ impl LogSink {
         self.send(process.label(), text.into()).await
     }
 
+    /// `process`'s file as a child's [`capstan_proc::Log`] sink: each line
+    /// keeps the label the child is named by (`web.1`, `tasks`).
+    pub fn lines_of(&self, process: &ProcessName) -> Arc<dyn LogLines> {
+        Arc::new(ProcessLog {
+            sink: self.clone(),
+            process: process.clone(),
+        })
+    }
+
     /// Waits until everything sent before is written, and returns the first
     /// write error since the last flush, if any.
     pub async fn flush(&self) -> Result<(), Error> {
@@ -103,6 +117,38 @@ impl ProcessWriter {
     }
 }
 
+/// One process's file, for children's output.
+struct ProcessLog {
+    sink: LogSink,
+    process: ProcessName,
+}
+
+impl LogLines for ProcessLog {
+    fn line(&self, label: &str, text: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let label = label_of(&self.process, label);
+        let sink = self.sink.clone();
+        // A stopped writer (the daemon going down) drops the line: nothing
+        // is left to write it.
+        Box::pin(async move { drop(sink.send(label, text.into_bytes()).await) })
+    }
+
+    fn note(&self, text: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let sink = self.sink.clone();
+        Box::pin(async move {
+            let capstan = ProcessName::new("capstan").expect("a valid name");
+            drop(sink.send(capstan.label(), text.into_bytes()).await)
+        })
+    }
+}
+
+/// `web.2` of process `web` is its second copy; any other name is the process.
+fn label_of(process: &ProcessName, name: &str) -> Label {
+    name.strip_prefix(process.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|n| n.parse().ok())
+        .map_or_else(|| process.label(), |n| process.instance(n))
+}
+
 fn run(mut logs: LogDir, mut rx: mpsc::Receiver<Message>) {
     let mut failed: Option<Error> = None;
     while let Some(message) = rx.blocking_recv() {
@@ -120,5 +166,32 @@ fn run(mut logs: LogDir, mut rx: mpsc::Receiver<Message>) {
                 let _ = done.send(failed.take().map_or(Ok(()), Err));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_named_as_a_copy_keeps_its_number() {
+        let web = ProcessName::new("web").unwrap();
+        assert_eq!(label_of(&web, "web.3"), web.instance(3));
+        assert_eq!(label_of(&web, "web"), web.label());
+        assert_eq!(label_of(&web, "webby.3"), web.label());
+    }
+
+    #[tokio::test]
+    async fn a_childs_lines_land_in_its_processs_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = LogDir::open(tmp.path(), crate::Rotation::default())
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let web = ProcessName::new("web").unwrap();
+        sink.lines_of(&web).line("web.2", "hello".into()).await;
+        sink.flush().await.unwrap();
+        let text = std::fs::read_to_string(tmp.path().join("web.log")).unwrap();
+        assert!(text.ends_with(" web.2   | hello\n"), "{text}");
     }
 }

@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::output;
-use crate::{Exit, Identity};
+use crate::{Exit, Identity, Log};
 
 /// The descriptor number at which a child finds its inherited socket.
 pub const INHERITED_FD: i32 = 3;
@@ -36,6 +36,9 @@ pub struct Spec {
     /// Where its output lines go instead of the log, for a caller that shows
     /// them (a build's progress) or keeps the last ones for an error message.
     pub lines: Option<UnboundedSender<String>>,
+    /// Where its output goes otherwise: capstan's own (the default) or a
+    /// sink such as the app's log files.
+    pub log: Log,
 }
 
 impl Spec {
@@ -51,6 +54,7 @@ impl Spec {
             inherit: None,
             identity: None,
             lines: None,
+            log: Log::Capstan,
         }
     }
 
@@ -146,10 +150,16 @@ impl Child {
         drop(spec.inherit);
         let pid = inner.id().expect("a just-spawned child has a pid");
         if let Some(stdout) = inner.stdout.take() {
-            output::forward(spec.name.clone(), "stdout", stdout, spec.lines.clone());
+            output::forward(
+                spec.name.clone(),
+                "stdout",
+                stdout,
+                spec.lines.clone(),
+                spec.log.clone(),
+            );
         }
         if let Some(stderr) = inner.stderr.take() {
-            output::forward(spec.name.clone(), "stderr", stderr, spec.lines);
+            output::forward(spec.name.clone(), "stderr", stderr, spec.lines, spec.log);
         }
         tracing::debug!(process = %spec.name, pid, "started");
         Ok(Child {
@@ -295,6 +305,7 @@ mod tests {
             inherit: None,
             identity: None,
             lines: None,
+            log: crate::Log::Capstan,
         };
         let error = Child::spawn(spec).unwrap_err().to_string();
         assert!(

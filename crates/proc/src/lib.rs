@@ -13,6 +13,7 @@ mod attached;
 mod child;
 mod exit;
 mod identity;
+mod log;
 mod output;
 mod socket;
 
@@ -20,4 +21,5 @@ pub use attached::spawn_attached;
 pub use child::{Child, SpawnError, Spec, INHERITED_FD};
 pub use exit::Exit;
 pub use identity::Identity;
+pub use log::{Log, LogLines};
 pub use socket::{socketpair, FdSocket};

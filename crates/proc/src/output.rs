@@ -1,7 +1,9 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Copies a child's output into the log, one event per line, under the child's
+use crate::Log;
+
+/// Copies a child's output into `log`, one entry per line, under the child's
 /// name; or, given `lines`, sends each line there instead. `lines` closes when
 /// both streams have ended.
 ///
@@ -11,6 +13,7 @@ pub(crate) fn forward<R>(
     stream: &'static str,
     reader: R,
     lines_to: Option<UnboundedSender<String>>,
+    log: Log,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -29,9 +32,12 @@ pub(crate) fn forward<R>(
                     match &lines_to {
                         // A receiver that is gone no longer wants them; keep draining.
                         Some(to) => drop(to.send(text.into_owned())),
-                        None => {
-                            tracing::info!(target: "capstan::output", process = %name, stream, "{text}")
-                        }
+                        None => match &log {
+                            Log::Capstan => {
+                                tracing::info!(target: "capstan::output", process = %name, stream, "{text}")
+                            }
+                            Log::To(sink) => sink.line(&name, text.into_owned()).await,
+                        },
                     }
                 }
             }

@@ -21,6 +21,8 @@ pub use body::{RequestBody, SpilledBody};
 pub use call::{Chunk, PreparedRequest, ResponseBody, WorkerResponse};
 /// Who a worker or process runs as (re-exported for the binary).
 pub use capstan_proc::Identity;
+/// Where a worker's or process's output goes (re-exported for the edge and the binary).
+pub use capstan_proc::{Log, LogLines};
 /// A static folder a worker reported in its HELLO (re-exported for the binary).
 pub use capstan_wire::StaticMount;
 pub use error::{BootError, CallError};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capstan_proc::{Child, Identity, Spec};
+use capstan_proc::{Child, Identity, Log, Spec};
 use tokio::sync::watch;
 
 use crate::stop::{is_stopped, stopped};
@@ -29,6 +29,8 @@ pub struct ProcessSpec {
     pub env: Vec<(OsString, OsString)>,
     /// How long it gets between SIGTERM and SIGKILL when stopping.
     pub kill_grace: Duration,
+    /// Where its output goes, each line labelled with its name.
+    pub log: Log,
 }
 
 /// A supervised process: restarted with exponential backoff whenever it ends,
@@ -105,6 +107,7 @@ async fn supervise(
         let mut command = Spec::shell(spec.name.clone(), &spec.command, spec.cwd.clone());
         command.env = spec.env.clone();
         command.identity = identity.clone();
+        command.log = spec.log.clone();
         let started = Instant::now();
         match Child::spawn(command) {
             Ok(mut child) => {
@@ -116,10 +119,11 @@ async fn supervise(
                 }
                 tokio::select! {
                     exit = child.wait() => {
-                        let mut now = status.lock().expect("status lock");
-                        now.pid = None;
-                        now.started = None;
-                        drop(now);
+                        {
+                            let mut now = status.lock().expect("status lock");
+                            now.pid = None;
+                            now.started = None;
+                        }
                         // Children the leader left in its group would run on beside
                         // the replacement: two copies of one worker.
                         child.signal_group(nix::sys::signal::Signal::SIGKILL);
@@ -127,6 +131,7 @@ async fn supervise(
                             backoff = FIRST_BACKOFF;
                         }
                         tracing::warn!(process = %spec.name, %exit, restart_in = ?backoff, "process ended; restarting it");
+                        spec.log.note(|| format!("{} {exit}; starting it again in {backoff:?}", spec.name)).await;
                     }
                     _ = stopped(&mut stop) => {
                         let exit = child.terminate(spec.kill_grace).await;
@@ -137,6 +142,9 @@ async fn supervise(
             }
             Err(error) => {
                 tracing::error!(process = %spec.name, %error, restart_in = ?backoff, "could not start");
+                spec.log
+                    .note(|| format!("{error}; trying again in {backoff:?}"))
+                    .await;
             }
         }
         tokio::select! {

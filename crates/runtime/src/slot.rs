@@ -67,6 +67,7 @@ pub(crate) async fn run(
                         _ = worker.kill.notified() => break child.terminate(pool.spec.kill_grace).await,
                         _ = worker.recycle.notified() => {
                             tracing::info!(worker = %name, pid = child.pid(), served = worker.served(), "recycling the worker");
+                            pool.spec.log.note(|| format!("{name} (pid {}) is replaced after {} requests", child.pid(), worker.served())).await;
                             // Whatever the reason, one replacement at a time.
                             worker.stop_recycling();
                             match boot(&pool, index, &name).await {
@@ -106,6 +107,15 @@ pub(crate) async fn run(
                     backoff = FIRST_BACKOFF;
                 }
                 tracing::warn!(worker = %name, pid = child.pid(), %exit, restart_in = ?backoff, "worker ended; starting a new one");
+                pool.spec
+                    .log
+                    .note(|| {
+                        format!(
+                            "{name} (pid {}) {exit}; starting a new one in {backoff:?}",
+                            child.pid()
+                        )
+                    })
+                    .await;
             }
             Err(error) => {
                 if let Some(booted) = booted.take() {
@@ -113,6 +123,12 @@ pub(crate) async fn run(
                     return;
                 }
                 tracing::error!(worker = %name, restart_in = ?backoff, "worker failed to start: {error}");
+                pool.spec
+                    .log
+                    .note(|| {
+                        format!("{name} failed to start: {error}; trying again in {backoff:?}")
+                    })
+                    .await;
             }
         }
         tokio::select! {
@@ -221,6 +237,7 @@ async fn boot(
         inherit: Some(child_end),
         identity: spec.identity.clone(),
         lines: None,
+        log: spec.log.clone(),
     })?;
     let socket = Arc::new(
         FdSocket::new(parent).map_err(|e| BootError::Protocol(format!("worker socket: {e}")))?,

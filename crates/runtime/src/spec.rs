@@ -2,7 +2,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use capstan_proc::Identity;
+use capstan_proc::{Identity, Log};
 
 /// Everything needed to run one app's pool of Python workers.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct PoolSpec {
     /// The user the workers run as (the app's user on a server); `None` runs
     /// them as capstan's own user.
     pub identity: Option<Identity>,
+    /// Where the workers' output goes, each line labelled `web.1`, `web.2`...
+    pub log: Log,
 }
 
 /// Default [`PoolSpec::pipeline`]: enough that a busy worker always finds its
@@ -92,6 +94,7 @@ impl PoolSpec {
             max_requests_jitter: 0,
             max_rss: None,
             identity: None,
+            log: Log::Capstan,
         }
     }
 }

@@ -102,6 +102,7 @@ async fn a_supervised_process_runs_as_the_identity_it_is_given() {
             cwd: dir.path().to_owned(),
             env: vec![],
             kill_grace: Duration::from_secs(2),
+            log: capstan_runtime::Log::Capstan,
         },
         Some(nobody()),
     );

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
 use capstan_config::AppName;
-use capstan_control::api::{AppsCreate, AppsList, Deploy, Releases};
+use capstan_control::api::{AppsCreate, AppsList, Deploy, Logs, Releases};
 use capstan_control::Client;
 use capstan_deploy::{AppDir, Repo};
 
-use crate::cli::{AppsArgs, AppsCommand, HookArgs, HookKind, ReleasesArgs};
+use crate::cli::{AppsArgs, AppsCommand, HookArgs, HookKind, LogsArgs, ReleasesArgs};
 
 /// The git variables the daemon needs to read a push still in quarantine.
 const QUARANTINE_ENV: [&str; 3] = [
@@ -102,6 +102,33 @@ pub async fn releases(args: ReleasesArgs) -> anyhow::Result<ExitCode> {
             release.message
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `capstan logs APP`: the daemon reads the files (as root) and streams
+/// the lines; with `-f` the stream ends when this client goes away.
+pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let app = AppName::new(&args.app)?;
+    let client = Client::connect(args.root.path()).await?;
+    let request = Logs {
+        app,
+        follow: args.follow,
+        process: args.process,
+        lines: Some(args.lines),
+    };
+    let json = args.json;
+    let stream = client.stream(&request).await?;
+    stream
+        .finish(|line| {
+            let mut out = std::io::stdout().lock();
+            let _ = if json {
+                writeln!(out, "{}", serde_json::json!({ "line": line }))
+            } else {
+                writeln!(out, "{line}")
+            };
+            let _ = out.flush();
+        })
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

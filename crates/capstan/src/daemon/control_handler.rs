@@ -2,7 +2,6 @@
 //! state loop, with a oneshot for its answer. An operation (rollback,
 //! restart, scale, env set/unset, destroy) first asks the loop to begin,
 //! runs in the call's task, and says it ended even if it panicked.
-//! Commands this daemon does not do yet answer so, as a 404.
 
 use capstan_config::AppName;
 use capstan_control::answers::{
@@ -82,16 +81,6 @@ impl Drop for EndOnDrop {
             });
         }
     }
-}
-
-fn not_yet<T>(command: &str) -> Result<T, ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!(
-            "`capstan {command}` is not in this version of the daemon yet; \
-             every other command of `capstan --help` works"
-        ),
-    ))
 }
 
 impl Handler for ControlHandler {
@@ -191,8 +180,15 @@ impl Handler for ControlHandler {
         .await
     }
 
-    async fn logs(&self, _: Caller, _: Logs, _: Progress) -> Result<LogsEnd, ApiError> {
-        not_yet("logs")
+    async fn logs(
+        &self,
+        _: Caller,
+        request: Logs,
+        progress: Progress,
+    ) -> Result<LogsEnd, ApiError> {
+        let app = request.app.clone();
+        let dir = self.ask(|answer| Event::LogsDir { app, answer }).await??;
+        super::logs::stream(dir, request, progress).await
     }
 
     async fn restart(

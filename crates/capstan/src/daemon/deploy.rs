@@ -20,6 +20,7 @@ use super::https::Https;
 use super::launch;
 use super::state::Event;
 use crate::app_env;
+use crate::app_logs::AppLogs;
 use crate::commands::{self, Commands, Event as CommandEvent, Step};
 use crate::generation::{Generation, Instance};
 
@@ -39,6 +40,8 @@ pub struct Context {
     pub https: Option<Https>,
     /// Where `Switch` goes.
     pub events: mpsc::Sender<Event>,
+    /// The app's log files, for its new generation.
+    pub logs: capstan_logs::LogSink,
 }
 
 /// Runs the deploy of `request`, streaming its steps to `progress`.
@@ -73,11 +76,13 @@ pub async fn run(
         .await;
     let record = AppRecord::read(app_dir.path()).map_err(|e| ApiError::internal(e.to_string()))?;
 
+    let logs = AppLogs::Files(ctx.logs.clone());
     let started = build(
         &app_dir,
         &mut building,
         &record,
         ctx.https.as_ref(),
+        &logs,
         progress,
     )
     .await;
@@ -163,11 +168,13 @@ async fn build(
     building: &mut Building,
     record: &AppRecord,
     https: Option<&Https>,
+    logs: &AppLogs,
     progress: &Progress,
 ) -> anyhow::Result<Generation> {
     let dir = building.dir();
     let server_env = super::server_env::read(app_dir)?;
-    let (instance, venv_line) = launch::prepare(app_dir, &dir, record, &server_env, https).await?;
+    let (instance, venv_line) =
+        launch::prepare(app_dir, &dir, record, &server_env, https, logs).await?;
     progress.line(venv_line).await;
     if !instance.app.build.is_empty() {
         // The build writes into its release, as the app's user: the folder is

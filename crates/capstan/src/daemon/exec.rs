@@ -43,9 +43,16 @@ pub async fn exec(root: &Path, name: &AppName, command: &[OsString]) -> anyhow::
     };
     let record = AppRecord::read(app_dir.path())?;
     let vars = server_env::read(&app_dir)?;
-    let (instance, _) = launch::prepare(&app_dir, &dir, &record, &vars, None)
-        .await
-        .with_context(|| format!("could not prepare {} release {number}", name.as_str()))?;
+    let (instance, _) = launch::prepare(
+        &app_dir,
+        &dir,
+        &record,
+        &vars,
+        None,
+        &crate::app_logs::AppLogs::Capstan,
+    )
+    .await
+    .with_context(|| format!("could not prepare {} release {number}", name.as_str()))?;
     let mut env = app_env::process_env(&instance.app.command_env(), &instance.venv);
     env.push(("CAPSTAN_DATA_DIR".into(), app_dir.data().into()));
     let workdir = instance.app.root.clone();

@@ -20,6 +20,7 @@ use super::deploy::Context;
 use super::https::Https;
 use super::state::Event;
 use crate::app_env;
+use crate::app_logs::AppLogs;
 use crate::generation::{Generation, Instance};
 
 /// The name `capstan scale` gives the worker pool.
@@ -36,6 +37,7 @@ pub async fn prepare(
     record: &AppRecord,
     server_env: &BTreeMap<String, String>,
     https: Option<&Https>,
+    logs: &AppLogs,
 ) -> anyhow::Result<(Instance, String)> {
     let mut app = capstan_config::load(dir)?;
     // The server's values win over the app file's defaults, for every
@@ -94,6 +96,7 @@ pub async fn prepare(
             .map(|https| https.port),
         certs: https.map(|https| std::sync::Arc::clone(&https.certs)),
         access_log: app.http.access_log,
+        logs: logs.clone(),
         identity,
         health_host: record
             .domains
@@ -180,9 +183,11 @@ pub async fn relaunch(
             app.as_str()
         ))
     };
-    let (instance, venv_line) = prepare(app_dir, dir, record, server_env, ctx.https.as_ref())
-        .await
-        .map_err(failed)?;
+    let logs = AppLogs::Files(ctx.logs.clone());
+    let (instance, venv_line) =
+        prepare(app_dir, dir, record, server_env, ctx.https.as_ref(), &logs)
+            .await
+            .map_err(failed)?;
     progress.line(venv_line).await;
     let generation = start(&instance, progress).await.map_err(failed)?;
     switch(&ctx.events, app, release, generation).await

@@ -25,6 +25,7 @@ mod deploy;
 pub mod exec;
 mod https;
 mod launch;
+mod logs;
 mod operations;
 pub mod ops_client;
 mod ps;
@@ -129,7 +130,11 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         let _ = control_stopped.await;
     }));
 
-    let mut state = state::State::new(root.clone(), listen.port(), routes, events);
+    let mut rotation = capstan_logs::Rotation::default();
+    rotation.max_bytes = settings.logs_max_size.unwrap_or(rotation.max_bytes);
+    rotation.keep = settings.logs_keep.unwrap_or(rotation.keep);
+    let mut state =
+        state::State::new(root.clone(), listen.port(), routes, events).with_log_rotation(rotation);
     if let Some((served, mut certificates)) = https {
         // The listeners accept now: the ACME server's checks reach the front.
         certificates.begin();

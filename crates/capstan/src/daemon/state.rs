@@ -25,7 +25,8 @@ use tokio::task::JoinSet;
 
 use super::apps::{self, AppRecord};
 use super::https::{Certificates, Https};
-use super::{deploy, launch, ps, server_env};
+use super::{deploy, launch, logs, ps, server_env};
+use crate::app_logs::AppLogs;
 use crate::generation::Generation;
 
 /// How long a replaced generation gets to finish what it holds.
@@ -89,6 +90,11 @@ pub enum Event {
         app: AppName,
         answer: oneshot::Sender<Result<EnvVars, ApiError>>,
     },
+    /// `logs APP`: where its files are (the reading happens outside the loop).
+    LogsDir {
+        app: AppName,
+        answer: oneshot::Sender<Result<PathBuf, ApiError>>,
+    },
 }
 
 /// What an operation that began gets: what it needs from the daemon and
@@ -112,6 +118,8 @@ struct AppEntry {
     operation: Option<Operation>,
     /// Its live release could not be started when the daemon started.
     failed: bool,
+    /// The one writer of its `logs/` folder.
+    logs: capstan_logs::LogSink,
 }
 
 /// The daemon's state.
@@ -126,6 +134,8 @@ pub struct State {
     /// With a TLS listener: HTTPS as generations see it, and the ACME tasks
     /// that keep every app's domains certified.
     https: Option<(Https, Certificates)>,
+    /// How every app's log files rotate (`[logs]` in the settings file).
+    rotation: capstan_logs::Rotation,
 }
 
 impl State {
@@ -144,7 +154,14 @@ impl State {
             events,
             started: Instant::now(),
             https: None,
+            rotation: capstan_logs::Rotation::default(),
         }
+    }
+
+    /// Rotates every app's log files as `rotation` says.
+    pub fn with_log_rotation(mut self, rotation: capstan_logs::Rotation) -> State {
+        self.rotation = rotation;
+        self
     }
 
     /// Serves every app over HTTPS too, with certificates for its domains.
@@ -167,12 +184,14 @@ impl State {
             let record = AppRecord::read(app_dir.path())?;
             self.certify(&name, &record.domains);
             let https = self.https.as_ref().map(|(https, _)| https);
+            let logs = logs::open(&app_dir, self.rotation)?;
             let mut entry = AppEntry {
                 name: name.clone(),
                 domains: record.domains.clone(),
                 live: None,
                 operation: None,
                 failed: false,
+                logs: logs.clone(),
             };
             if let Some((number, dir)) = deploy::live_release(&app_dir)? {
                 tracing::info!(
@@ -182,16 +201,21 @@ impl State {
                 );
                 let started = async {
                     let server_env = server_env::read(&app_dir)?;
+                    let files = AppLogs::Files(logs.clone());
                     let (instance, _) =
-                        launch::prepare(&app_dir, &dir, &record, &server_env, https).await?;
+                        launch::prepare(&app_dir, &dir, &record, &server_env, https, &files)
+                            .await?;
                     Generation::start(&instance).await
                 };
                 match started.await {
                     Ok(mut generation) => {
                         generation.go_live(None);
+                        logs::note(&logs, format!("release {number} started")).await;
                         entry.live = Some((number, generation));
                     }
                     Err(error) => {
+                        logs::note(&logs, format!("release {number} did not start: {error:#}"))
+                            .await;
                         tracing::error!(
                             app = name.as_str(),
                             release = number,
@@ -266,7 +290,7 @@ impl State {
                 };
                 tokio::spawn(async move {
                     let app = request.app.clone();
-                    let result = deploy::run(&ctx, request, &progress).await;
+                    let result = logs::logged_deploy(&ctx, request, &progress).await;
                     let _ = ctx.events.send(Event::End { app }).await;
                     let _ = answer.send(result);
                 });
@@ -283,10 +307,16 @@ impl State {
                     generation.go_live(old.as_mut().map(|(_, g)| g));
                     entry.live = Some((release, generation));
                     entry.failed = false;
+                    let logs = entry.logs.clone();
                     self.publish_routes();
-                    if let Some((_, old)) = old {
-                        self.draining.spawn(old.drain(Instant::now() + DRAIN));
-                    }
+                    let live = format!("release {release} is live");
+                    self.draining.spawn(async move {
+                        logs::note(&logs, live).await;
+                        if let Some((number, old)) = old {
+                            old.drain(Instant::now() + DRAIN).await;
+                            logs::note(&logs, format!("release {number} drained")).await;
+                        }
+                    });
                 }
                 let _ = answer.send(());
             }
@@ -315,6 +345,15 @@ impl State {
             Event::EnvList { app, answer } => {
                 let _ = answer.send(self.env_list(app));
             }
+            Event::LogsDir { app, answer } => {
+                let dir = match self.apps.get(app.as_str()) {
+                    Some(_) => AppDir::open(&self.root, &app)
+                        .map(|dir| dir.logs())
+                        .map_err(|e| ApiError::internal(e.to_string())),
+                    None => Err(ApiError::unknown_app(app.as_str())),
+                };
+                let _ = answer.send(dir);
+            }
         }
     }
 
@@ -341,6 +380,7 @@ impl State {
                 http_port: self.http_port,
                 https: self.https.as_ref().map(|(https, _)| https.clone()),
                 events: self.events.clone(),
+                logs: entry.logs.clone(),
             },
             live: entry.live.as_ref().map(|(n, _)| *n),
         })
@@ -424,12 +464,14 @@ impl State {
         };
         Repo::init(&app_dir, &hook).map_err(|e| failed(&e))?;
         record.write(app_dir.path()).map_err(|e| failed(&e))?;
+        let logs = logs::open(&app_dir, self.rotation).map_err(|e| failed(&e))?;
         let entry = AppEntry {
             name: name.clone(),
             domains: request.domains,
             live: None,
             operation: None,
             failed: false,
+            logs,
         };
         let app = summary(&entry);
         self.apps.insert(name.as_str().to_owned(), entry);

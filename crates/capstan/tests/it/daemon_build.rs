@@ -197,7 +197,7 @@ async fn cron_runs_in_the_daemon_as_the_app_user_in_the_live_release_and_moves_w
     let daemon = Daemon::start(&root);
     let repo = daemon.create_app("cronblog", "cron.example.com");
     let cron = "[cron.tick]\nschedule = \"* * * * *\"\n\
-                command = \"echo $(date +%H:%M) $(id -un) $PWD >> $CAPSTAN_DATA_DIR/ticks\"\n";
+                command = \"echo $(date +%H:%M) $(id -un) $PWD >> $CAPSTAN_DATA_DIR/ticks; echo tick done\"\n";
     let checkout = Checkout::new(temp.path(), &crate::daemon_support::flask_app("one"), cron);
     let (ok, output) = checkout.push(&repo);
     assert!(ok, "{output}\n{}", daemon.stderr());
@@ -242,6 +242,24 @@ async fn cron_runs_in_the_daemon_as_the_app_user_in_the_live_release_and_moves_w
         minutes.len(),
         lines.len(),
         "a minute fired twice: {lines:?}"
+    );
+    // Each run's output is in its own log file, and ps shows the last run.
+    let log = std::fs::read_to_string(root.join("apps/cronblog/logs/cron.tick.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" cron.tick") && l.ends_with("| tick done")),
+        "{log}"
+    );
+    let ps = daemon.capstan(&["ps", "cronblog", "--json"]);
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let job = &ps["apps"][0]["cron"][0];
+    assert_eq!(job["name"], "tick", "{ps}");
+    assert_eq!(job["last_run"]["status"], "exited with status 0", "{ps}");
+    let table = daemon.capstan(&["ps", "cronblog"]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.contains("cron.tick") && table.contains("last: exited with status 0"),
+        "{table}"
     );
     daemon.stop();
 }

@@ -12,10 +12,12 @@ mod conformance;
 mod crashes;
 mod cron;
 mod daemon;
+mod daemon_blog;
 mod daemon_build;
 mod daemon_load;
 mod daemon_ops;
 // Shared by the daemon tests; not every file uses every helper.
+mod daemon_logs;
 #[allow(dead_code)]
 mod daemon_support;
 mod daemon_tls;
