@@ -93,6 +93,10 @@ pub struct ReleaseRecord {
     pub failure: Option<String>,
     /// Each time it became live (deploys and rollbacks), oldest first.
     pub live_since: Vec<DateTime<Utc>>,
+    /// The name of the venv it runs with in the app's store (its key), so
+    /// retention knows which venvs a kept release still needs.
+    #[serde(default)]
+    pub venv: Option<String>,
 }
 
 /// One release as listed: its id, record and whether it is live.
@@ -157,6 +161,7 @@ impl Releases {
             status: ReleaseStatus::Building,
             failure: None,
             live_since: vec![],
+            venv: None,
         };
         write_record(&self.app.release_record(&id), &record)?;
         let building = Building {
@@ -378,6 +383,11 @@ impl Building {
     /// The release folder, writable while building.
     pub fn dir(&self) -> PathBuf {
         self.app.release(&self.id)
+    }
+
+    /// Records the store venv (its name, the key) the release runs with.
+    pub fn uses_venv(&mut self, name: &str) {
+        self.record.venv = Some(name.to_owned());
     }
 
     /// Gives the folder to `uid:gid` until [`finish`](Self::finish), so a

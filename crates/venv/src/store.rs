@@ -54,8 +54,9 @@ impl StoreKey {
         &self.0
     }
 
-    /// Whether `name` has a key's shape (32 lowercase hex digits).
-    fn parse(name: &str) -> Option<StoreKey> {
+    /// The key a store venv's folder name is, if `name` has a key's shape
+    /// (32 lowercase hex digits).
+    pub fn parse(name: &str) -> Option<StoreKey> {
         let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
         (name.len() == 32 && name.chars().all(hex)).then(|| StoreKey(name.to_owned()))
     }

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use capstan_control::answers::Live;
 use capstan_control::{ApiError, Progress};
-use capstan_deploy::{AppDir, Building, DeployLock, Git, Oid, Releases, Repo, DEFAULT_KEEP};
+use capstan_deploy::{
+    AppDir, Building, DeployLock, Git, Oid, ReleaseStatus, Releases, Repo, DEFAULT_KEEP,
+};
 use tokio::sync::mpsc;
 
 use super::apps::AppRecord;
@@ -123,6 +125,7 @@ pub async fn run(
             tracing::warn!(app = %request.app.as_str(), %error, "could not prune releases")
         }
     }
+    prune_venvs(&app_dir, &releases, progress).await;
     let http_url = |d: &str| launch::http_url(ctx.http_port, d);
     let url = launch::url(ctx, &record);
     // A domain whose first order is still under way (or failing) is
@@ -162,6 +165,38 @@ pub async fn run(
     })
 }
 
+/// Retention for the venv store: removes the venvs no kept release runs
+/// with. A release recorded before releases named their venv keeps them all.
+async fn prune_venvs(app_dir: &AppDir, releases: &Releases, progress: &Progress) {
+    let Ok(list) = releases.list() else { return };
+    let mut keep = Vec::new();
+    for info in list
+        .iter()
+        .filter(|r| r.record.status == ReleaseStatus::Ready)
+    {
+        match info
+            .record
+            .venv
+            .as_deref()
+            .and_then(capstan_venv::StoreKey::parse)
+        {
+            Some(key) => keep.push(key),
+            None => return,
+        }
+    }
+    match capstan_venv::prune(&app_dir.venvs(), &keep).await {
+        Ok(removed) if !removed.is_empty() => {
+            progress
+                .line(format!("removed {} unused venv(s)", removed.len()))
+                .await;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(app = %app_dir.name().as_str(), %error, "could not prune venvs")
+        }
+    }
+}
+
 /// The steps between the checkout and a healthy generation.
 async fn build(
     app_dir: &AppDir,
@@ -175,6 +210,9 @@ async fn build(
     let server_env = super::server_env::read(app_dir)?;
     let (instance, venv_line) =
         launch::prepare(app_dir, &dir, record, &server_env, https, logs).await?;
+    if let Some(name) = instance.venv.dir.file_name() {
+        building.uses_venv(&name.to_string_lossy());
+    }
     progress.line(venv_line).await;
     if !instance.app.build.is_empty() {
         // The build writes into its release, as the app's user: the folder is

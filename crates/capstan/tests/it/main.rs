@@ -16,6 +16,7 @@ mod daemon_blog;
 mod daemon_build;
 mod daemon_load;
 mod daemon_ops;
+mod daemon_retention;
 // Shared by the daemon tests; not every file uses every helper.
 mod daemon_logs;
 #[allow(dead_code)]
