@@ -258,11 +258,13 @@ hello=$work/hello
 mkdir -p "$hello"
 cp -r "$root/examples/hello/." "$hello/"
 rm -rf "$hello/.capstan"
-printf 'python = "/usr/bin/python3"\nworkers = 2\n%s\n' "$(grep -v '^name' "$hello/capstan.toml")" > "$hello/capstan.toml"
+printf 'python = "/usr/bin/python3"\n%s\n' \
+  "$(grep -v '^name' "$hello/capstan.toml" | sed 's/^\[web\]$/[web]\nworkers = 2/')" > "$hello/capstan.toml"
 git -C "$hello" init -q -b main && git -C "$hello" add -A && git -C "$hello" commit -qm hello
 for app in mem1 mem2 mem3; do
   "$capstan" apps create "$app" --domain "$app.test" >/dev/null
-  git -C "$hello" push -q "$state/apps/$app/repo.git" main 2>>"$work/pushes.log"
+  git -C "$hello" push -q "$state/apps/$app/repo.git" main 2>>"$work/pushes.log" \
+    || { tail -20 "$work/pushes.log"; die "the push of $app failed"; }
 done
 sleep 2
 apps_rss=$(awk '/^VmRSS/ {print $2}' "/proc/$daemon/status")

@@ -150,7 +150,12 @@ impl Generation {
                     cwd: app.root.clone(),
                     env: instance.env.clone(),
                     kill_grace: Duration::from_secs(10),
-                    log: instance.logs.process(name),
+                    // Scaled copies (`tasks.1`, `tasks.2`) share their entry's
+                    // file, each line labelled with the copy, as web.N do.
+                    log: instance.logs.process(
+                        name.split_once('.')
+                            .map_or(name.as_str(), |(entry, _)| entry),
+                    ),
                 },
                 instance.identity.clone(),
             ));

@@ -25,7 +25,7 @@ fn greeting_app(text: &str) -> String {
 }
 
 const TASKS: &str =
-    "[env]\nGREETING = \"default\"\n\n[processes.tasks]\ncommand = \"sleep 1000\"\n";
+    "[env]\nGREETING = \"default\"\n\n[processes.tasks]\ncommand = \"echo tasks up; exec sleep 1000\"\n";
 
 /// One GET with its own connection: the status and the body, or what failed.
 fn get_once(port: u16, host: &str) -> Result<(u16, String), String> {
@@ -271,6 +271,21 @@ fn rollback_restart_env_and_scale_change_a_live_app_without_a_failed_request() {
         names(&processes),
         ["tasks.1", "tasks.2", "web.1", "web.2", "web.3"]
     );
+    // The copies share their entry's log file, each line labelled with its copy.
+    let logs = root.join("apps/opsblog/logs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let copies_logged = || {
+        let log = std::fs::read_to_string(logs.join("tasks.log")).unwrap_or_default();
+        ["tasks.1 ", "tasks.2 "].iter().all(|label| {
+            log.lines()
+                .any(|l| l.contains(label) && l.ends_with("| tasks up"))
+        })
+    };
+    while !copies_logged() {
+        assert!(Instant::now() < deadline, "no copy's line in tasks.log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!logs.join("tasks.1.log").exists());
     let user = nix::unistd::geteuid().is_root().then(|| {
         nix::unistd::User::from_name("capstan-opsblog")
             .unwrap()
