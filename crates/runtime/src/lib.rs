@@ -26,6 +26,6 @@ pub use capstan_proc::{Log, LogLines};
 /// A static folder a worker reported in its HELLO (re-exported for the binary).
 pub use capstan_wire::StaticMount;
 pub use error::{BootError, CallError};
-pub use pool::Pool;
+pub use pool::{Pool, WorkerStatus};
 pub use process::{ProcessSpec, ProcessStatus, Supervised};
 pub use spec::PoolSpec;

@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -32,6 +32,9 @@ pub(crate) struct PoolInner {
     reloading: tokio::sync::Mutex<()>,
     /// The static folders worker 1 reported when it first booted.
     pub static_mounts: OnceLock<Vec<StaticMount>>,
+    /// How many times each slot (`web.N`) started a worker again after one
+    /// ended or failed to start; replacements (reload, recycling) are not.
+    restarts: Mutex<BTreeMap<String, u32>>,
 }
 
 struct State {
@@ -61,6 +64,7 @@ impl Pool {
             commands: Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
             static_mounts: OnceLock::new(),
+            restarts: Mutex::new(BTreeMap::new()),
             spec,
         });
         let mut slots = JoinSet::new();
@@ -172,8 +176,47 @@ impl Pool {
 
     /// The process ids of the workers ready now.
     pub fn worker_pids(&self) -> Vec<u32> {
+        self.workers().into_iter().map(|w| w.pid).collect()
+    }
+
+    /// The workers serving now, in slot order: name, pid, restarts.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        let restarts = self.inner.restarts.lock().expect("restarts lock").clone();
         let state = self.inner.state.lock().expect("pool lock");
-        state.ready.iter().map(|w| w.pid).collect()
+        let mut workers: Vec<WorkerStatus> = state
+            .ready
+            .iter()
+            .map(|w| WorkerStatus {
+                name: w.name.clone(),
+                pid: w.pid,
+                restarts: restarts.get(&w.name).copied().unwrap_or(0),
+            })
+            .collect();
+        // web.2 before web.10.
+        workers.sort_by(|a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
+        workers
+    }
+}
+
+/// One worker of [`Pool::workers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// Its slot's name, `web.N`.
+    pub name: String,
+    pub pid: u32,
+    /// How many times its slot started a worker again after one died.
+    pub restarts: u32,
+}
+
+impl PoolInner {
+    /// Counts a restart of the slot `name`.
+    pub(crate) fn count_restart(&self, name: &str) {
+        *self
+            .restarts
+            .lock()
+            .expect("restarts lock")
+            .entry(name.to_owned())
+            .or_insert(0) += 1;
     }
 }
 

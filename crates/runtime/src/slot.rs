@@ -107,6 +107,7 @@ pub(crate) async fn run(
                     backoff = FIRST_BACKOFF;
                 }
                 tracing::warn!(worker = %name, pid = child.pid(), %exit, restart_in = ?backoff, "worker ended; starting a new one");
+                pool.count_restart(&name);
                 pool.spec
                     .log
                     .note(|| {
@@ -123,6 +124,7 @@ pub(crate) async fn run(
                     return;
                 }
                 tracing::error!(worker = %name, restart_in = ?backoff, "worker failed to start: {error}");
+                pool.count_restart(&name);
                 pool.spec
                     .log
                     .note(|| {

@@ -16,8 +16,8 @@ const USER_HZ: f64 = 100.0;
 pub fn processes(release: u32, generation: &Generation) -> Vec<ProcessInfo> {
     let mut list = Vec::new();
     if let Some(pool) = generation.pool() {
-        for (index, pid) in pool.worker_pids().into_iter().enumerate() {
-            list.push(running(format!("web.{}", index + 1), pid, release, 0));
+        for worker in pool.workers() {
+            list.push(running(worker.name, worker.pid, release, worker.restarts));
         }
     }
     if let Some(web) = generation.web_command() {

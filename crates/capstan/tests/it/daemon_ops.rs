@@ -529,3 +529,49 @@ fn an_operation_during_a_slow_deploy_is_refused_and_rollback_says_what_it_cannot
     assert!(restarted.status.success(), "{}", text(&restarted));
     daemon.stop();
 }
+
+#[test]
+fn ps_counts_a_worker_started_again_after_it_was_killed() {
+    const HOST: &str = "psblog.example.com";
+    let temp = open_temp();
+    let _user = AppUserGuard("psblog");
+    let daemon = Daemon::start(&temp.path().join("root"));
+    let repo = daemon.create_app("psblog", HOST);
+    let checkout = Checkout::new(temp.path(), &greeting_app("one"), "[web]\nworkers = 2\n");
+    push_ok(&checkout, &repo, &daemon);
+    let web = |processes: &serde_json::Value, name: &str| {
+        processes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+    };
+    let before = ps(&daemon, "psblog");
+    let first = web(&before, "web.1").expect("web.1 runs");
+    assert_eq!(first["restarts"], 0, "{before}");
+    let pid = first["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = ps(&daemon, "psblog");
+        if let Some(again) = web(&now, "web.1") {
+            if again["pid"].as_u64() != Some(pid as u64) {
+                assert_eq!(again["restarts"], 1, "{now}");
+                assert_eq!(web(&now, "web.2").unwrap()["restarts"], 0, "{now}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web.1 was not started again: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(served(&daemon, HOST), "one -");
+    daemon.stop();
+}
