@@ -9,12 +9,10 @@ use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::daemon_support::{process_uid, AppUserGuard, Checkout, Daemon};
+use crate::load::Load;
 
 /// A Flask app that says `text` and its GREETING variable.
 fn greeting_app(text: &str) -> String {
@@ -55,54 +53,6 @@ fn get_once(port: u16, host: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
-/// Four clients hitting the app in a loop (each at most 3000 requests or
-/// 150 s) until [`Load::finish`].
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<(u32, Vec<String>)>>,
-}
-
-impl Load {
-    fn start(port: u16, host: &'static str) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..4)
-            .map(|_| {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let started = Instant::now();
-                    let (mut ok, mut failures) = (0u32, Vec::new());
-                    for _ in 0..3000 {
-                        if stop.load(Ordering::Relaxed)
-                            || started.elapsed() > Duration::from_secs(150)
-                        {
-                            break;
-                        }
-                        match get_once(port, host) {
-                            Ok((200, _)) => ok += 1,
-                            Ok((status, body)) => failures.push(format!("{status}: {body}")),
-                            Err(error) => failures.push(error),
-                        }
-                    }
-                    (ok, failures)
-                })
-            })
-            .collect();
-        Load { stop, threads }
-    }
-
-    /// Stops the clients; asserts none failed and some succeeded.
-    fn finish(self, what: &str) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = 0;
-        for thread in self.threads {
-            let (ok, failures) = thread.join().unwrap();
-            assert!(failures.is_empty(), "{what}: failed requests: {failures:?}");
-            total += ok;
-        }
-        assert!(total > 0, "{what}: no request was made");
-    }
-}
-
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -113,11 +63,12 @@ fn text(output: &Output) -> String {
 
 /// Runs `args` under load; it must succeed.
 fn under_load(daemon: &Daemon, host: &'static str, args: &[&str]) -> String {
-    let load = Load::start(daemon.port, host);
+    // Four clients, each request on a new connection.
+    let load = Load::start_fresh(daemon.port, &[(host, "")], 4, Duration::from_secs(150));
     // Let the clients get going before the change.
     std::thread::sleep(Duration::from_millis(300));
     let output = daemon.capstan(args);
-    load.finish(&args.join(" "));
+    load.finish().assert_clean(1, &args.join(" "));
     assert!(
         output.status.success(),
         "{args:?}: {}\n{}",

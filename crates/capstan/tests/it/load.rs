@@ -2,7 +2,7 @@
 //! threads, each with its own runtime and keep-alive client, asking one Host
 //! in a loop and checking that every answer is a 200 from that app (its body
 //! starts with the app's prefix), so a failed request, a reset connection or
-//! another app's page all count as failures. Bounded by a deadline.
+//! another app's page all count as failures. Bounded in time and count.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// How many failures are kept with their reason.
 const KEPT: usize = 20;
+/// The most requests one client sends, whatever its deadline.
+const MAX_REQUESTS: u32 = 100_000;
 
 /// Load that runs until [`Load::finish`] or its deadline.
 pub struct Load {
@@ -32,8 +34,29 @@ pub struct Tally {
 
 impl Load {
     /// `clients` threads per `(host, body prefix)`, on 127.0.0.1:`port`, for
-    /// at most `limit`.
+    /// at most `limit`, each keeping its connection alive.
     pub fn start(port: u16, targets: &[(&str, &str)], clients: usize, limit: Duration) -> Load {
+        Load::spawn(port, targets, clients, limit, true)
+    }
+
+    /// As [`Load::start`], but every request on a new connection, so
+    /// connections are accepted all through the change.
+    pub fn start_fresh(
+        port: u16,
+        targets: &[(&str, &str)],
+        clients: usize,
+        limit: Duration,
+    ) -> Load {
+        Load::spawn(port, targets, clients, limit, false)
+    }
+
+    fn spawn(
+        port: u16,
+        targets: &[(&str, &str)],
+        clients: usize,
+        limit: Duration,
+        keep_alive: bool,
+    ) -> Load {
         let load = Load {
             stop: Arc::new(AtomicBool::new(false)),
             ok: Arc::new(AtomicU64::new(0)),
@@ -56,9 +79,20 @@ impl Load {
                         .build()
                         .unwrap();
                     runtime.block_on(async move {
-                        let client = crate::fixture::client();
+                        let client = match keep_alive {
+                            true => crate::fixture::client(),
+                            false => reqwest::Client::builder()
+                                .no_proxy()
+                                .timeout(Duration::from_secs(30))
+                                .pool_max_idle_per_host(0)
+                                .build()
+                                .unwrap(),
+                        };
                         let url = format!("http://127.0.0.1:{port}/");
-                        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        for _ in 0..MAX_REQUESTS {
+                            if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                                break;
+                            }
                             let answer = async {
                                 let response = client
                                     .get(&url)
