@@ -3,6 +3,8 @@
 //! HTTP/1.1, HTTP/2 and TLS clients, on loopback.
 
 mod fixture;
+#[allow(dead_code)]
+mod host;
 mod pebble;
 
 mod acme;
@@ -31,4 +33,5 @@ mod real_apps;
 mod reload;
 mod serving;
 mod supervision;
+mod test_host;
 mod wsgi;
