@@ -3,7 +3,6 @@
 //! HTTP/1.1, HTTP/2 and TLS clients, on loopback.
 
 mod fixture;
-#[allow(dead_code)]
 mod host;
 mod pebble;
 
