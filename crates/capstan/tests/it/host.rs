@@ -7,8 +7,6 @@
 //! namespace, deletes the network namespace and the scratch folder: nothing
 //! is left behind.
 
-#![allow(dead_code)]
-
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -145,11 +143,6 @@ impl TestHost {
         fs::read_to_string(self.scratch.path().join("init.log")).unwrap_or_default()
     }
 
-    /// The test's private key that the host's root accepts.
-    pub fn root_key(&self) -> PathBuf {
-        self.scratch.path().join("id_root")
-    }
-
     /// known_hosts with the host's ed25519 key for both addresses.
     pub fn known_hosts(&self) -> PathBuf {
         self.scratch.path().join("known_hosts")
@@ -197,18 +190,6 @@ impl TestHost {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// `ssh -F <ssh_config> TARGET ARGS...` from the test's side.
-    pub fn ssh(&self, user: &str, args: &[&str]) -> Command {
-        let mut command = Command::new("ssh");
-        command
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg(format!("{user}@{}", self.v4))
-            .args(args)
-            .stdin(Stdio::null());
-        command
     }
 
     /// The host's PID 1, as the test's side sees it.

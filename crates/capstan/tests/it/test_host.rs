@@ -75,29 +75,21 @@ fn a_test_host_serves_ssh_on_both_addresses_and_leaves_nothing_behind() {
     let side = format!("{name}a");
     drop(host);
 
-    let namespaces = String::from_utf8(
-        Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let namespaces = ip(&["netns", "list"]);
     assert!(
         !namespaces.split_whitespace().any(|n| n == name),
         "{namespaces}"
     );
-    let links = String::from_utf8(
-        Command::new("ip")
-            .args(["-o", "link"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let links = ip(&["-o", "link"]);
     assert!(!links.contains(&format!(" {side}@")), "{links}");
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
     assert!(!scratch.exists());
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&scratch.display().to_string()), "{mounts}");
+}
+
+/// What `ip ARGS` prints.
+fn ip(args: &[&str]) -> String {
+    let output = Command::new("ip").args(args).output().unwrap();
+    String::from_utf8(output.stdout).unwrap()
 }
